@@ -1,0 +1,54 @@
+"""Paper -> Chunks, a pure function. Abstracts usually fit one chunk; longer text is split on
+sentence boundaries with a little overlap so a fact near a boundary is whole in some chunk."""
+
+from __future__ import annotations
+
+import re
+
+from rag.types import Chunk, Paper
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def _split_long_sentence(sentence: str, max_words: int) -> list[str]:
+    words = sentence.split()
+    return [" ".join(words[i : i + max_words]) for i in range(0, len(words), max_words)]
+
+
+def chunk_text(text: str, max_words: int = 180, overlap: int = 1) -> list[str]:
+    """Greedy packing of whole sentences up to `max_words`, repeating `overlap` sentences."""
+    sentences: list[str] = []
+    for s in split_sentences(text):
+        sentences.extend(_split_long_sentence(s, max_words) if len(s.split()) > max_words else [s])
+    chunks: list[str] = []
+    start = 0
+    while start < len(sentences):
+        end, words = start, 0
+        while end < len(sentences) and (end == start or words + len(sentences[end].split()) <= max_words):
+            words += len(sentences[end].split())
+            end += 1
+        chunks.append(" ".join(sentences[start:end]))
+        if end >= len(sentences):
+            break
+        start = max(end - overlap, start + 1)
+    return chunks
+
+
+def chunk_paper(paper: Paper, max_words: int = 180, overlap: int = 1) -> list[Chunk]:
+    """A paper with no abstract still gets one chunk (its title) so it stays searchable."""
+    pieces = chunk_text(paper.abstract, max_words, overlap) if paper.abstract else [paper.title]
+    return [Chunk(chunk_id=f"{paper.paper_id}:{i}", paper_id=paper.paper_id, index=i, text=t) for i, t in enumerate(pieces)]
+
+
+def dense_text(title: str, text: str) -> str:
+    """What the embedder sees: the title anchors every chunk to its paper's topic."""
+    return text if text == title else f"{title}. {text}"
+
+
+def lexical_text(title: str, authors: tuple[str, ...] | list[str], text: str) -> str:
+    """What BM25 sees: authors too, so 'what did <name> study' finds the paper."""
+    return " ".join([title, " ".join(authors), "" if text == title else text])

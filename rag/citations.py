@@ -1,0 +1,216 @@
+"""Citations are enforced in code, not only asked for in the prompt: markers that do not name a
+source the model was given are removed while the answer streams, and numbers become titles here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.prompts import ABSTAIN_MARKER
+from rag.types import Citation, Source
+
+_MARKER = re.compile(r"^\[\s*(?:(?:sources?|papers?|refs?)\s*)?(\d+(?:\s*(?:,|;|and|-|–)\s*(?:(?:sources?|papers?)\s*)?\d+)*)\s*\]$", re.I)
+_NUMBERS = re.compile(r"\d+")
+_ABSTAIN_PHRASES = re.compile(
+    r"^(?:none of the (?:papers|sources)|the (?:provided |given )?(?:papers|sources) (?:do not|don't|does not)"
+    r"|(?:i|we) (?:could not|cannot|can't) find|there is no (?:information|mention))",
+    re.I,
+)
+_MAX_MARKER = 40
+
+
+class CitationFilter:
+    """Feed tokens, get display text. Holds back a possible abstention marker at the very start
+    and any '[...]' until it is closed, then keeps only numbers in 1..n_sources."""
+
+    def __init__(self, n_sources: int):
+        self.n_sources = n_sources
+        self.out: list[str] = []
+        self._bracket = ""
+        self._head = ""  # text held while it could still be the abstention marker
+        self._head_done = False
+        self.abstained = False
+
+    def feed(self, text: str) -> str:
+        emitted = []
+        for ch in text:
+            emitted.append(self._feed_char(ch))
+        piece = "".join(emitted)
+        self.out.append(piece)
+        return piece
+
+    def _feed_char(self, ch: str) -> str:
+        if self.abstained:
+            return ""
+        if not self._head_done:
+            self._head += ch
+            probe = self._head.lstrip().upper()
+            if probe.startswith(ABSTAIN_MARKER):
+                self.abstained = True
+                return ""
+            if ABSTAIN_MARKER.startswith(probe):
+                return ""
+            self._head_done = True
+            held, self._head = self._head, ""
+            return "".join(self._route(c) for c in held)
+        return self._route(ch)
+
+    def _route(self, ch: str) -> str:
+        if self._bracket:
+            self._bracket += ch
+            if ch == "]":
+                done, self._bracket = self._bracket, ""
+                return self._rewrite(done)
+            if ch == "\n" or len(self._bracket) > _MAX_MARKER:
+                done, self._bracket = self._bracket, ""
+                return done
+            return ""
+        if ch == "[":
+            self._bracket = ch
+            return ""
+        return ch
+
+    def _rewrite(self, marker: str) -> str:
+        m = _MARKER.match(marker)
+        if not m:
+            return marker
+        numbers = [int(x) for x in _NUMBERS.findall(m.group(1))]
+        if re.search(r"\d\s*[-–]\s*\d", m.group(1)) and len(numbers) == 2:
+            numbers = list(range(numbers[0], numbers[1] + 1))
+        valid = list(dict.fromkeys(n for n in numbers if 1 <= n <= self.n_sources))
+        return "".join(f"[{n}]" for n in valid)
+
+    def flush(self) -> str:
+        tail = ""
+        if not self._head_done and not self.abstained:
+            self._head_done = True
+            held, self._head = self._head, ""
+            tail += "".join(self._route(c) for c in held)
+        if self._bracket:
+            tail += self._bracket if not _MARKER.match(self._bracket + "]") else ""
+            self._bracket = ""
+        self.out.append(tail)
+        return tail
+
+    @property
+    def text(self) -> str:
+        return "".join(self.out).strip()
+
+
+def clean(raw: str, n_sources: int) -> tuple[str, bool]:
+    """The same transformation as streaming, for text that arrived whole."""
+    f = CitationFilter(n_sources)
+    f.feed(raw)
+    f.flush()
+    return f.text, f.abstained or is_abstention(f.text)
+
+
+def is_abstention(text: str) -> bool:
+    stripped = text.strip()
+    return not stripped or stripped.upper().startswith(ABSTAIN_MARKER) or bool(_ABSTAIN_PHRASES.match(stripped))
+
+
+def cited_numbers(text: str) -> list[int]:
+    return list(dict.fromkeys(int(n) for n in re.findall(r"\[(\d+)\]", text)))
+
+
+def citations_for(text: str, sources: list[Source]) -> list[Citation]:
+    """Numbers in the order the answer first uses them; only numbers of sources given to the model."""
+    return [
+        Citation(n, sources[n - 1].paper_id, sources[n - 1].title)
+        for n in cited_numbers(text)
+        if 1 <= n <= len(sources)
+    ]
+
+
+
+_BOUNDARY = re.compile(r"[.!?](?:\s*\[\d+\])*(?=\s+[A-Z0-9\"'(\[])")
+_NUMBER = re.compile(r"(?<![\w\[])\d+(?:[.,]\d+)*%?")
+
+
+def support(sentence: str, source_text: str) -> float:
+    """Share of the sentence's content words found in the source: a cheap, explainable check
+    that a claim came from the paper and not from the model's memory."""
+    from rag.retrieval import tokenize
+
+    words = set(tokenize(re.sub(r"\[\d+\]", " ", sentence)))
+    if not words:
+        return 1.0
+    return len(words & set(tokenize(source_text))) / len(words)
+
+
+def numbers_found(sentence: str, source_text: str) -> bool:
+    """Every multi-digit or decimal number in a claim must appear in its source."""
+    plain = re.sub(r"\[\d+\]", " ", sentence)
+    wanted = [n.rstrip("%").replace(",", "") for n in _NUMBER.findall(plain)]
+    have = source_text.replace(",", "")
+    return all(n in have for n in wanted if len(n) > 1 or "." in n)
+
+
+@dataclass(frozen=True)
+class CheckedSentence:
+    text: str
+    citations: tuple[int, ...]
+    support: float
+    supported: bool
+
+
+class SentenceChecker:
+    """Releases the answer sentence by sentence, each checked against the papers it cites
+    (or attributed to the one given paper that clearly supports it). Sentences no given paper
+    supports are held back, so what the reader sees is what the papers say."""
+
+    def __init__(self, sources: list[Source], threshold: float = 0.5):
+        self.sources = sources
+        self.threshold = threshold
+        self.sentences: list[CheckedSentence] = []
+        self._buffer = ""
+
+    def feed(self, text: str) -> str:
+        self._buffer += text
+        out = []
+        while (m := _BOUNDARY.search(self._buffer)) is not None:
+            sentence, self._buffer = self._buffer[: m.end()], self._buffer[m.end() :]
+            out.append(self._release(sentence))
+        return "".join(out)
+
+    def flush(self) -> str:
+        sentence, self._buffer = self._buffer, ""
+        return self._release(sentence)
+
+    @property
+    def kept(self) -> list[CheckedSentence]:
+        return [s for s in self.sentences if s.supported]
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.kept)
+
+    def _text_of(self, numbers) -> str:
+        return " ".join(f"{self.sources[n - 1].title}. {self.sources[n - 1].text}" for n in numbers)
+
+    def _release(self, raw: str) -> str:
+        sentence = raw.strip()
+        if not re.sub(r"\[\d+\]", "", sentence).strip(" .,;:"):
+            return ""  # a stray marker with no claim of its own
+        numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]
+        score = support(sentence, self._text_of(numbers)) if numbers else 0.0
+        if not numbers or score < self.threshold or not numbers_found(sentence, self._text_of(numbers)):
+            best = max(range(1, len(self.sources) + 1), key=lambda n: support(sentence, self._text_of([n])), default=0)
+            best_score = support(sentence, self._text_of([best])) if best else 0.0
+            if best and best_score >= self.threshold and numbers_found(sentence, self._text_of([best])):
+                sentence = _recite(sentence, best)
+                numbers, score = [best], best_score
+            else:
+                self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, False))
+                return ""
+        first = not self.kept
+        self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, True))
+        return sentence if first else " " + sentence
+
+
+def _recite(sentence: str, n: int) -> str:
+    """Replace whatever the sentence cited with [n], placed before its final punctuation."""
+    bare = re.sub(r"\s*\[\d+\]", "", sentence).rstrip()
+    end = bare[-1] if bare and bare[-1] in ".!?" else ""
+    return f"{bare[: len(bare) - len(end)]} [{n}]{end}"

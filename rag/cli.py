@@ -1,0 +1,242 @@
+"""The `rag` command: thin commands over `rag.pipeline.Rag`. Each builds settings, calls one
+library function and prints; a `RagError` becomes one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from rag.errors import RagError
+from rag.settings import Settings
+
+app = typer.Typer(
+    help="Ask questions about a collection of research papers, offline, with cited titles.\n\n"
+    "Example: rag ingest && rag ask \"Which papers study model-based reinforcement learning?\"",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+models_app = typer.Typer(help="Fetch and list model files.\n\nExample: rag models pull", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+DataDir = typer.Option(None, "--data-dir", help="Store location (env RAG_DATA_DIR).", show_default=False)
+ModelOpt = typer.Option(None, "--model", "-m", help="Model name from `rag models list` or a .gguf path (env RAG_MODEL).", show_default=False)
+KOpt = typer.Option(None, "-k", "--k", min=1, help="How many papers to use.", show_default=False)
+JsonOpt = typer.Option(False, "--json", help="Print JSON only.")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _errors():
+    try:
+        yield
+    except RagError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted", err=True)
+        raise typer.Exit(130)
+
+
+def _rag(**overrides):
+    from rag.pipeline import Rag
+
+    return Rag(Settings.load(**overrides))
+
+
+def _print_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _print_answer(answer, streamed: bool) -> None:
+    if answer.abstained:
+        typer.echo(("\n" if streamed else "") + answer.answer)
+        return
+    if not streamed:
+        typer.echo(answer.answer)
+    typer.echo("\n\nSources:" if streamed else "\nSources:")
+    for c in answer.citations:
+        typer.echo(f"  [{c.n}] {c.title}")
+    if answer.used_papers and len(answer.sources) > 1:
+        typer.echo(f"({answer.used_papers} of {len(answer.sources)} papers given to the model are cited)")
+
+
+def _stream(enabled: bool):
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    return write if enabled else None
+
+
+@app.command()
+def ingest(
+    paths: Optional[List[Path]] = typer.Argument(None, help="Files or folders (.txt, .md). Default: seeds/.", show_default=False),
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = JsonOpt,
+):
+    """Index papers; unchanged files cost nothing on re-ingest.
+
+    Example: rag ingest seeds/ my-notes.md
+    """
+    from rag.progress import bar
+
+    with _errors():
+        rag = _rag(data_dir=data_dir)
+        with bar("embedding", "chunks", disable=as_json) as progress:
+            report = rag.ingest(paths or None, progress=progress)
+    if as_json:
+        _print_json(vars(report))
+        return
+    typer.echo(
+        f"{report.papers} papers from {report.files} files: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed ({report.chunks_embedded} chunks embedded, {report.seconds:.1f}s)"
+    )
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question, in quotes."),
+    k: Optional[int] = KOpt,
+    model: Optional[str] = ModelOpt,
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = JsonOpt,
+):
+    """Answer a question from the indexed papers, citing their titles.
+
+    Example: rag ask "Which papers prove regret bounds for control algorithms?"
+    """
+    with _errors():
+        answer = _rag(data_dir=data_dir, model=model).ask(question, k=k, on_token=_stream(not as_json))
+    _print_json(answer.to_json()) if as_json else _print_answer(answer, streamed=True)
+
+
+@app.command()
+def summarize(
+    topic: str = typer.Argument(..., help="The topic, in quotes."),
+    k: Optional[int] = KOpt,
+    model: Optional[str] = ModelOpt,
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = JsonOpt,
+):
+    """Write a short synthesis of what the papers say about a topic, each claim cited.
+
+    Example: rag summarize "reward modelling for RLHF"
+    """
+    with _errors():
+        answer = _rag(data_dir=data_dir, model=model).summarize(topic, k=k, on_token=_stream(not as_json))
+    _print_json(answer.to_json()) if as_json else _print_answer(answer, streamed=True)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    k: int = typer.Option(5, "-k", "--k", min=1, help="How many papers to show."),
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = JsonOpt,
+):
+    """Find the most relevant papers without running the model (fast).
+
+    Example: rag search "graph neural networks for recommendation" -k 3
+    """
+    with _errors():
+        sources = _rag(data_dir=data_dir).search(query, k=k)
+    if as_json:
+        results = [
+            {"rank": i, "paper_id": s.paper_id, "title": s.title, "score": round(s.score, 6), "text": s.text}
+            for i, s in enumerate(sources, 1)
+        ]
+        _print_json({"query": query, "results": results})
+        return
+    for i, s in enumerate(sources, 1):
+        typer.echo(f"{i}. {s.title}  (relevance {s.score:.2f})")
+        typer.echo(f"   {s.text[:200]}{'…' if len(s.text) > 200 else ''}")
+
+
+@app.command()
+def papers(data_dir: Optional[Path] = DataDir, as_json: bool = JsonOpt):
+    """List the indexed papers.
+
+    Example: rag papers --json
+    """
+    with _errors():
+        infos = _rag(data_dir=data_dir).papers()
+    if as_json:
+        _print_json([{"paper_id": p.paper_id, "title": p.title, "authors": list(p.authors), "source": p.source, "chunks": p.chunks} for p in infos])
+        return
+    for p in infos:
+        authors = f" — {', '.join(p.authors[:3])}{' et al.' if len(p.authors) > 3 else ''}" if p.authors else ""
+        typer.echo(f"{p.paper_id}  {p.title}{authors}")
+    typer.echo(f"{len(infos)} papers")
+
+
+@app.command()
+def doctor(model: Optional[str] = ModelOpt, data_dir: Optional[Path] = DataDir):
+    """Check, offline, that the models are present and verified and the papers are indexed.
+
+    Example: rag doctor
+    """
+    with _errors():
+        checks = _rag(data_dir=data_dir, model=model).doctor()
+    for c in checks:
+        typer.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" + ("" if c.ok else f"  -> run `{c.fix}`"))
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@models_app.command("pull")
+def models_pull(
+    names: Optional[List[str]] = typer.Argument(None, help="Models to fetch. Default: the default model and the embedding model.", show_default=False),
+    all_models: bool = typer.Option(False, "--all", help="Fetch every known model."),
+):
+    """Download, assemble and verify model files into models/ (the only network use).
+
+    Example: rag models pull qwen2.5-coder-0.5b
+    """
+    from rag import models
+    from rag.progress import bar
+
+    settings = Settings.load()
+    with _errors():
+        wanted = list(models.REGISTRY) if all_models else (names or [settings.model, models.EMBEDDING_MODEL])
+        specs = [models.get_spec(n) for n in wanted]
+        for spec in specs:
+            with bar(spec.name, "bytes", total=spec.size) as progress:
+                done = [0]
+
+                def step(n: int) -> None:
+                    done[0] += n
+                    progress(done[0], spec.size)
+
+                models.pull(spec, settings.models_dir, on_progress=step)
+            typer.echo(f"{spec.name}: ready in {settings.models_dir}")
+
+
+@models_app.command("list")
+def models_list():
+    """Show the known models and whether each is present and verified.
+
+    Example: rag models list
+    """
+    from rag import models
+
+    settings = Settings.load()
+    for spec in models.REGISTRY.values():
+        status = models.check(spec, settings.models_dir)
+        state = "ready" if status.verified else ("unverified" if status.present else "missing")
+        default = " (default)" if spec.name in (settings.model, models.EMBEDDING_MODEL) else ""
+        typer.echo(f"{spec.name:22} {spec.kind:9} {state:10} {spec.description}{default}")
+    typer.echo(f"models folder: {settings.models_dir}")
+
+
+def main() -> None:  # pragma: no cover - entry point for `python -m rag`
+    app()

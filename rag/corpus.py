@@ -1,0 +1,231 @@
+"""Files -> Papers. Reads scraped paper listings and plain text/Markdown documents.
+
+Listings come in two shapes (see seeds/): "title, author lines, abstract" records one line each, and
+blank-line separated "title / abstract" pairs under some page chrome. One small state machine reads
+both, because a line's role follows from what it looks like and what came before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import InputError
+from rag.types import Paper
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
+
+_SEE_MORE = re.compile(r"(\s?)(?:…|\.\.\.)\s*\(see more\)\s*", re.IGNORECASE)
+_TRAILING_ELLIPSIS = re.compile(r"\s*(?:…|\.\.\.)\s*$")
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
+_CHROME = [
+    re.compile(r"^(new|subscribe|trending|home|log ?in|sign ?in|sign ?up|share|upvote|see more)$", re.I),
+    re.compile(r"^get trending papers\b", re.I),
+    re.compile(r"\bemail inbox\b", re.I),
+    re.compile(r"^by\S* and the research community$", re.I),
+    re.compile(rf"^({_MONTHS})[a-z]*\.? \d{{1,2}}(, ?\d{{4}})?$", re.I),
+    re.compile(r"^\d{4}-\d{2}-\d{2}$"),
+    re.compile(r"^[\d\s.,k+·•|-]*$"),  # vote counts, separators
+]
+_NAME_PARTICLES = {"van", "von", "de", "der", "den", "da", "di", "du", "le", "la", "del", "dos", "bin", "al", "el", "y", "st."}
+_TITLE_WORDS = {
+    "learning", "network", "networks", "neural", "deep", "model", "models", "graph", "graphs", "data",
+    "towards", "toward", "using", "via", "analysis", "search", "optimization", "optimisation", "training",
+    "reinforcement", "representation", "representations", "attention", "transformer", "transformers",
+    "benchmarking", "benchmark", "curriculum", "inference", "generation", "language", "systems", "control",
+}
+_STOPWORDS = {"a", "an", "the", "of", "for", "in", "on", "with", "and", "to", "from", "by", "is", "are", "at", "as", "we"}
+ABSTRACT_MIN_CHARS = 160
+
+
+def normalize_title(title: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", title.lower()))
+
+
+def paper_id_for(title: str) -> str:
+    """Stable across files and runs, so the same paper seen twice merges into one."""
+    return hashlib.sha1(normalize_title(title).encode()).hexdigest()[:12]
+
+
+def content_hash(paper: Paper) -> str:
+    """Changes when anything that is indexed changes; the source path is deliberately left out."""
+    h = hashlib.sha1()
+    for part in (paper.title, "|".join(paper.authors), paper.abstract):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def clean_text(text: str) -> str:
+    text = _SEE_MORE.sub(lambda m: m.group(1), text)
+    text = _TRAILING_ELLIPSIS.sub("", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def is_chrome(line: str) -> bool:
+    return any(p.search(line) for p in _CHROME)
+
+
+def looks_like_abstract(line: str) -> bool:
+    # A scraped abstract may be cut short; the trailing ellipsis still marks it as body text.
+    return len(line) >= ABSTRACT_MIN_CHARS or "(see more)" in line or line.endswith(("…", "..."))
+
+
+def looks_like_author(line: str) -> bool:
+    """A personal name: 2-5 capitalised words, no punctuation a title would have."""
+    if len(line) > 45 or re.search(r"[:?!,;()\[\]0-9\"]", line):
+        return False
+    tokens = line.split()
+    if not 2 <= len(tokens) <= 5:
+        return False
+    for token in tokens:
+        low = token.lower()
+        if low in _STOPWORDS or low in _TITLE_WORDS:
+            return False
+        if not (token[0].isupper() or low in _NAME_PARTICLES):
+            return False
+    return True
+
+
+@dataclass
+class _Draft:
+    title: str
+    authors: list[str]
+    abstract: str = ""
+
+
+def parse_listing(text: str, source: str) -> list[Paper]:
+    """Parse a scraped listing into papers, merging repeats of the same title."""
+    drafts: list[_Draft] = []
+    current: _Draft | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or is_chrome(line):
+            continue
+        if looks_like_abstract(line):
+            body = clean_text(line)
+            if current is None:
+                continue  # text before any title cannot be attributed to a paper
+            current.abstract = f"{current.abstract} {body}".strip() if current.abstract else body
+        elif current is not None and not current.abstract and looks_like_author(line):
+            current.authors.append(clean_text(line))
+        else:
+            current = _Draft(title=clean_text(line), authors=[])
+            drafts.append(current)
+    return merge_papers(_to_paper(d, source) for d in drafts)
+
+
+def _to_paper(draft: _Draft, source: str) -> Paper:
+    return Paper(
+        paper_id=paper_id_for(draft.title),
+        title=draft.title,
+        authors=tuple(draft.authors),
+        abstract=draft.abstract,
+        source=source,
+    )
+
+
+def merge_papers(papers) -> list[Paper]:
+    """One paper per title: the longest abstract and the first non-empty author list win."""
+    merged: dict[str, Paper] = {}
+    for p in papers:
+        seen = merged.get(p.paper_id)
+        if seen is None:
+            merged[p.paper_id] = p
+            continue
+        merged[p.paper_id] = Paper(
+            paper_id=seen.paper_id,
+            title=seen.title,
+            authors=seen.authors or p.authors,
+            abstract=seen.abstract if len(seen.abstract) >= len(p.abstract) else p.abstract,
+            source=seen.source,
+        )
+    return list(merged.values())
+
+
+def parse_document(text: str, source: str) -> Paper:
+    """A plain text or Markdown file is one paper: title from the first heading or line."""
+    lines = [l.strip() for l in text.splitlines()]
+    lines = [l for l in lines if l]
+    if not lines:
+        raise InputError(f"{source}: the file is empty")
+    headings = [l for l in lines if l.startswith("#")]
+    title_line = headings[0] if headings else lines[0]
+    title = clean_text(title_line.lstrip("#").strip()) or Path(source).stem
+    rest = list(lines)
+    rest.remove(title_line)
+    body = clean_text(" ".join(l.lstrip("#").strip() for l in rest))
+    return Paper(paper_id=paper_id_for(title), title=title, authors=(), abstract=body, source=source)
+
+
+def looks_like_listing(text: str) -> bool:
+    """A listing has many title-then-abstract pairs; a document has paragraphs after paragraphs."""
+    lines = [l.strip() for l in text.splitlines() if l.strip() and not is_chrome(l.strip())]
+    if "(see more)" in text:
+        return True
+    long_idx = [i for i, l in enumerate(lines) if looks_like_abstract(l)]
+    if len(long_idx) < 2:
+        return False
+    after_short = sum(1 for i in long_idx if i > 0 and not looks_like_abstract(lines[i - 1]))
+    return after_short / len(long_idx) >= 0.8
+
+
+def decode_text(data: bytes, source: str) -> str:
+    if b"\x00" in data[:8192]:
+        raise InputError(f"{source}: not a text file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    controls = sum(1 for c in text[:8192] if ord(c) < 32 and c not in "\n\r\t\f")
+    if controls > len(text[:8192]) * 0.05:
+        raise InputError(f"{source}: not a text file")
+    return text
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file read for ingest: its hash lets re-ingest skip it when nothing changed."""
+
+    path: str
+    file_hash: str
+    papers: tuple[Paper, ...]
+
+
+def file_hash(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
+def read_file(path: Path) -> SourceFile:
+    if path.suffix.lower() not in TEXT_SUFFIXES:
+        raise InputError(f"{path}: unsupported file type {path.suffix or '(none)'}; give .txt or .md files")
+    data = path.read_bytes()
+    source = str(path.resolve())
+    text = decode_text(data, str(path))
+    if not text.strip():
+        raise InputError(f"{path}: the file is empty")
+    if path.suffix.lower() != ".md" and looks_like_listing(text):
+        papers = parse_listing(text, source)
+    else:
+        papers = [parse_document(text, source)]
+    return SourceFile(path=source, file_hash=file_hash(data), papers=tuple(papers))
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Expand folders recursively; a path that does not exist is an input error before any work."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES))
+        else:
+            files.append(path)
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    return unique
+
+
+def load(paths: list[Path]) -> list[SourceFile]:
+    return [read_file(p) for p in discover(paths)]

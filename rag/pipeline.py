@@ -1,0 +1,268 @@
+"""The library's front door: ingest, search, ask, summarize, papers, doctor. The CLI is a thin
+layer over `Rag`; anything it does, `import rag` can do."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from rag import chunking, citations, corpus, prompts
+from rag.embedding import Embedder
+from rag.errors import InputError, RagError
+from rag.generation import Generator, OnToken
+from rag.retrieval import Retriever
+from rag.settings import Settings
+from rag.store import Store
+from rag.types import Answer, IngestReport, PaperInfo, Source, Timings
+
+Progress = Callable[[int, int], None]  # (done, total)
+CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+class Rag:
+    """Holds one store, embedder and model for a process; each is created on first use, and any of
+    them can be passed in (a test fake, a remote model) instead of the defaults."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+        store: Store | None = None,
+    ):
+        self.settings = settings or Settings.load()
+        self.store = store or Store(self.settings.data_dir, self.settings.collection)
+        self._embedder = embedder
+        self._generator = generator
+        self._retriever: Retriever | None = None
+
+    # --- parts, created lazily -------------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from rag.embedding import default_embedder
+
+            self._embedder = default_embedder(self.settings.models_dir)
+        return self._embedder
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            from rag.generation import LlamaCppGenerator
+            from rag.models import resolve_llm
+
+            name, path = resolve_llm(self.settings.model, self.settings.models_dir)
+            self._generator = LlamaCppGenerator(path, name=name, n_ctx=self.settings.n_ctx, threads=self.settings.threads)
+        return self._generator
+
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            self._retriever = Retriever(self.store, self.embedder, dense_weight=self.settings.dense_weight)
+        return self._retriever
+
+    # --- ingest ------------------------------------------------------------------------------
+
+    def ingest(self, paths: list[Path] | None = None, progress: Progress | None = None) -> IngestReport:
+        """Index files; unchanged papers cost nothing, changed ones are replaced in place, and papers
+        whose file is gone are removed. Every input is read before the store is touched."""
+        started = time.perf_counter()
+        files = corpus.load(list(paths) if paths else [self.settings.seed_dir])
+        incoming: dict[str, tuple] = {}
+        for f in files:
+            for paper in f.papers:
+                incoming.setdefault(paper.paper_id, (paper, f.file_hash))
+        report = IngestReport(files=len(files), papers=len(incoming))
+        with self.store.writer() as store:
+            existing = store.stored_papers()
+            to_embed = []
+            for pid, (paper, fhash) in incoming.items():
+                old = existing.get(pid)
+                chash = corpus.content_hash(paper)
+                if old is None or old.content_hash != chash:
+                    to_embed.append((paper, fhash, chash, old.chunks if old else 0))
+                    report.added += old is None
+                    report.updated += old is not None
+                else:
+                    if (old.source, old.file_hash) != (paper.source, fhash):
+                        store.update_file_hash(pid, paper.source, fhash, old.chunks)
+                    report.unchanged += 1
+            read_sources = {f.path for f in files}
+            gone = [
+                pid
+                for pid, old in existing.items()
+                if pid not in incoming and (old.source in read_sources or not Path(old.source).exists())
+            ]
+            report.chunks_embedded = self._embed_and_store(store, to_embed, progress)
+            store.delete_papers(gone)
+            report.removed = len(gone)
+            if to_embed or gone or not existing:
+                from rag.retrieval import LexicalIndex
+
+                generation = store.bump_generation()
+                LexicalIndex(store.all_chunks()).save(store.data_dir / "lexical", generation)
+                self._retriever = None
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _embed_and_store(self, store: Store, work: list, progress: Progress | None, batch_chunks: int = 64) -> int:
+        s = self.settings
+        planned = [(item, chunking.chunk_paper(item[0], s.chunk_words, s.chunk_overlap)) for item in work]
+        total = sum(len(chunks) for _, chunks in planned)
+        done = 0
+        if progress:
+            progress(0, total)
+        batch: list = []
+
+        def flush():
+            nonlocal done
+            texts = [chunking.dense_text(item[0].title, c.text) for item, chunks in batch for c in chunks]
+            vectors = self.embedder.embed(texts)
+            row = 0
+            for (paper, fhash, chash, old_chunks), chunks in batch:
+                store.put_paper(paper, chunks, vectors[row : row + len(chunks)], chash, fhash, old_chunks)
+                row += len(chunks)
+            done += row
+            batch.clear()
+            if progress:
+                progress(done, total)
+
+        for item, chunks in planned:
+            batch.append((item, chunks))
+            if sum(len(c) for _, c in batch) >= batch_chunks:
+                flush()
+        if batch:
+            flush()
+        return total
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def papers(self) -> list[PaperInfo]:
+        return self.store.paper_infos()
+
+    def search(self, query: str, k: int | None = None, mode: str = "hybrid") -> list[Source]:
+        query = _require_text(query, "query")
+        return self.retriever.search(query, k or self.settings.k, mode=mode)
+
+    @staticmethod
+    def relevant(sources: list[Source], threshold: float) -> list[Source]:
+        """Sources close enough to be worth the model's time; this cut-off is what lets the tool
+        say 'not covered' instead of answering from a poor match."""
+        return [s for s in sources if s.score >= threshold]
+
+    def ask(self, question: str, k: int | None = None, on_token: OnToken | None = None) -> Answer:
+        question = _require_text(question, "question")
+        return self._answer(question, prompts.ASK, k or self.settings.k, "question", on_token, self.settings.min_relevance, whole_papers=True)
+
+    def summarize(self, topic: str, k: int | None = None, on_token: OnToken | None = None) -> Answer:
+        topic = _require_text(topic, "topic")
+        return self._answer(topic, prompts.SUMMARIZE, k or self.settings.summary_k, "topic", on_token, self.settings.summary_min_relevance, whole_papers=False)
+
+    def _answer(self, question: str, template: str, k: int, slot: str, on_token, threshold: float, whole_papers: bool) -> Answer:
+        started = time.perf_counter()
+        candidates = self.retriever.search(question, max(k * 3, 10))
+        sources = self.relevant(candidates, threshold)[:k]
+        timings = Timings(retrieve_s=time.perf_counter() - started)
+        if not sources:
+            timings.total_s = time.perf_counter() - started
+            return Answer(question, prompts.ABSTAIN_MESSAGE, True, [], [], self._model_name(), timings)
+        if whole_papers:
+            sources = self._with_full_text(sources)
+        sources = _fit_budget(sources, self.settings.context_tokens)
+        body = "\n\n".join(prompts.format_source(n, s.title, s.authors, s.text) for n, s in enumerate(sources, 1))
+        user = template.format(**{slot: question, "sources": body})
+        markers = citations.CitationFilter(len(sources))
+        checker = citations.SentenceChecker(sources, self.settings.min_support)
+
+        def forward(token: str) -> None:
+            shown = checker.feed(markers.feed(token))
+            if shown and on_token:
+                on_token(shown)
+
+        gen = self.generator.generate(prompts.messages(user), self.settings.max_tokens, forward)
+        tail = checker.feed(markers.flush()) + checker.flush()
+        if tail and on_token:
+            on_token(tail)
+        text = checker.text
+        abstained = markers.abstained or not text or (not citations.cited_numbers(text) and citations.is_abstention(text))
+        timings.first_token_s = timings.retrieve_s + gen.first_token_s
+        timings.total_s = time.perf_counter() - started
+        timings.prompt_tokens, timings.completion_tokens = gen.prompt_tokens, gen.completion_tokens
+        answer = Answer(question, text, abstained, [], sources, self.generator.name, timings, checked=checker.sentences)
+        if abstained:
+            answer.answer = prompts.ABSTAIN_MESSAGE
+            return answer
+        answer.citations = citations.citations_for(text, sources)
+        answer.used_papers = len(answer.citations)
+        return answer
+
+    def _with_full_text(self, sources: list[Source]) -> list[Source]:
+        texts = self.store.paper_texts([s.paper_id for s in sources])
+        return [_replace_text(s, texts.get(s.paper_id, s.text)) for s in sources]
+
+    def _model_name(self) -> str:
+        return self._generator.name if self._generator is not None else self.settings.model
+
+    # --- health -----------------------------------------------------------------------------
+
+    def doctor(self) -> list[Check]:
+        """Offline checks of everything `ask` needs, each with the command that fixes it."""
+        from rag import models
+
+        checks = []
+        for spec in models.REGISTRY.values():
+            if spec.kind == "llm" and spec.name != self.settings.model:
+                continue
+            status = models.check(spec, self.settings.models_dir, full=True)
+            checks.append(Check(f"model {spec.name}", status.verified, status.detail, f"rag models pull {spec.name}"))
+        if self.settings.model not in models.REGISTRY:
+            try:
+                models.resolve_llm(self.settings.model, self.settings.models_dir)
+                checks.append(Check(f"model {self.settings.model}", True, "ok"))
+            except RagError as exc:
+                checks.append(Check(f"model {self.settings.model}", False, str(exc), "rag models pull"))
+        try:
+            count = self.store.count()
+            papers = len(self.store.stored_papers())
+            ok = count > 0
+            checks.append(Check("store", ok, f"{papers} papers, {count} chunks in {self.store.path}", "rag ingest"))
+        except RagError as exc:
+            checks.append(Check("store", False, str(exc), "rag ingest"))
+        return checks
+
+
+def _require_text(value: str, what: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise InputError(f"the {what} is empty")
+    return value
+
+
+def _replace_text(source: Source, text: str) -> Source:
+    return dataclasses.replace(source, text=text)
+
+
+def _fit_budget(sources: list[Source], budget_tokens: int) -> list[Source]:
+    """Share the context budget evenly; a source over its share is cut at a sentence boundary."""
+    share = max(budget_tokens // max(len(sources), 1), 60) * CHARS_PER_TOKEN
+    fitted = []
+    for s in sources:
+        if len(s.text) <= share:
+            fitted.append(s)
+            continue
+        cut = s.text[:share]
+        end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
+        fitted.append(_replace_text(s, cut[: end + 1] if end > share // 2 else cut.rsplit(" ", 1)[0] + " …"))
+    return fitted

@@ -1,0 +1,197 @@
+"""Query -> ranked papers. Hybrid: Chroma's dense search plus BM25 (Chroma has no local sparse
+index), fused per paper with reciprocal rank fusion; each paper keeps its best chunk."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.chunking import lexical_text
+from rag.embedding import Embedder
+from rag.store import ChunkRecord, Store
+from rag.types import Source
+
+RRF_K = 60
+_TOKEN = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*")
+_STOPWORDS = frozenset(
+    "a about above after all also an and any are as at be been being between both but by can could did do does "
+    "doing during each few for from further had has have having he her here hers how i if in into is it its itself "
+    "just me more most my no nor not of off on once only or other our out over own same she should so some such "
+    "than that the their them then there these they this those through to too under until up very was we were what "
+    "when where which while who whom why will with would you your paper papers study studies work works use uses "
+    "used using show shows propose proposed summarize summarise summary describe explain tell collection report "
+    "reported reports say says according find found kind type".split()
+)
+
+
+def _stem(token: str) -> str:
+    if len(token) > 4 and token.endswith("ies"):
+        return token[:-3] + "y"
+    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        return token[:-1]
+    return token
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words with light plural folding; 'PV-RNN' also yields 'pv' and 'rnn'."""
+    tokens: list[str] = []
+    for tok in _TOKEN.findall(text.lower()):
+        parts = [tok] + (re.split(r"[.\-]", tok) if ("-" in tok or "." in tok) and not tok.replace(".", "").isdigit() else [])
+        tokens.extend(_stem(p) for p in parts if p and p not in _STOPWORDS)
+    return tokens
+
+
+class LexicalIndex:
+    """BM25 over every chunk (title, authors and text). Saved next to the store with the store's
+    generation, so a process only rebuilds it when an ingest changed something."""
+
+    def __init__(self, records: list[ChunkRecord]):
+        import bm25s
+
+        self.records = records
+        self._bm25 = bm25s.BM25()
+        corpus = [tokenize(lexical_text(r.title, r.authors, r.text)) or ["_empty_"] for r in records]
+        if records:
+            self._bm25.index(corpus, show_progress=False)
+        self.paper_terms: dict[str, set[str]] = {}
+        for record, tokens in zip(records, corpus):
+            self.paper_terms.setdefault(record.paper_id, set()).update(tokens)
+        self.doc_freq: dict[str, int] = {}
+        for terms in self.paper_terms.values():
+            for t in terms:
+                self.doc_freq[t] = self.doc_freq.get(t, 0) + 1
+
+    def idf(self, term: str) -> float:
+        """Terms no paper contains weigh most: a question about them is likely not covered."""
+        n = len(self.paper_terms)
+        return math.log((n + 1) / (self.doc_freq.get(term, 0) + 0.5))
+
+    def coverage(self, query: str, paper_id: str) -> float:
+        """Share of the query's distinctive terms (IDF-weighted) that the paper contains."""
+        terms = list(dict.fromkeys(tokenize(query)))
+        weights = [self.idf(t) for t in terms]
+        total = sum(weights)
+        if total <= 0:
+            return 0.0
+        have = self.paper_terms.get(paper_id, set())
+        return sum(w for t, w in zip(terms, weights) if t in have) / total
+
+    def scores(self, query: str) -> np.ndarray:
+        tokens = tokenize(query)
+        if not self.records or not tokens:
+            return np.zeros(len(self.records), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+
+    def save(self, folder: Path, generation: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "records.json.tmp"
+        tmp.write_text(
+            json.dumps(
+                {
+                    "generation": generation,
+                    "records": [[r.chunk_id, r.paper_id, r.title, list(r.authors), r.text] for r in self.records],
+                }
+            )
+        )
+        tmp.replace(folder / "records.json")
+
+    @classmethod
+    def load(cls, folder: Path, generation: int) -> "LexicalIndex | None":
+        try:
+            data = json.loads((folder / "records.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if data.get("generation") != generation:
+            return None
+        return cls([ChunkRecord(c, p, t, tuple(a), x) for c, p, t, a, x in data["records"]])
+
+    @classmethod
+    def for_store(cls, store: Store) -> "LexicalIndex":
+        folder = store.data_dir / "lexical"
+        generation = store.generation()
+        index = cls.load(folder, generation)
+        if index is None:
+            index = cls(store.all_chunks())
+            index.save(folder, generation)
+        return index
+
+
+class Retriever:
+    """Holds the store, embedder and BM25 index for a process, so repeated queries reuse them.
+
+    Hybrid search: dense and BM25 candidates are fused with reciprocal rank fusion, then the
+    fused shortlist is reranked by relevance, a weighted mean of the paper's best-chunk cosine
+    similarity and the IDF-weighted share of the query's terms it contains. The same relevance, on a 0..1
+    scale, is what `ask` uses to decide that nothing retrieved is worth answering from.
+    """
+
+    def __init__(self, store: Store, embedder: Embedder, dense_weight: float = 0.7, candidates: int = 60, shortlist: int = 20):
+        self.store = store
+        self.dense_weight = dense_weight
+        self.embedder = embedder
+        self.candidates = candidates
+        self.shortlist = shortlist
+        self._lexical: LexicalIndex | None = None
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        if self._lexical is None:
+            self._lexical = LexicalIndex.for_store(self.store)
+        return self._lexical
+
+    def _dense(self, vector: np.ndarray) -> list[tuple[ChunkRecord, float]]:
+        return [(h.record, h.similarity) for h in self.store.query(vector, self.candidates)]
+
+    def _bm25(self, query: str) -> list[tuple[ChunkRecord, float]]:
+        scores = self.lexical.scores(query)
+        top = np.argsort(-scores)[: self.candidates]
+        return [(self.lexical.records[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def search(self, query: str, k: int, mode: str = "hybrid") -> list[Source]:
+        """Papers best first. `mode` is 'hybrid', or 'dense' / 'lexical' alone (baselines for eval)."""
+        if mode == "lexical":
+            return [self._source(r, s, 0.0, s, 0.0) for r, s in _best_per_paper(self._bm25(query))[:k]]
+        vector = self.embedder.embed([query])[0]
+        dense = _best_per_paper(self._dense(vector))
+        if mode == "dense":
+            return [self._source(r, s, s, 0.0, 0.0) for r, s in dense[:k]]
+        lexical = _best_per_paper(self._bm25(query))
+        fused: dict[str, float] = {}
+        for ranking in (dense, lexical):
+            for rank, (record, _) in enumerate(ranking):
+                fused[record.paper_id] = fused.get(record.paper_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        shortlist = sorted(fused, key=fused.get, reverse=True)[: max(self.shortlist, k)]
+        bm25 = {r.paper_id: s for r, s in lexical}
+        sources = []
+        for record, similarity in self._best_chunks(shortlist, vector):
+            coverage = self.lexical.coverage(query, record.paper_id)
+            relevance = self.dense_weight * similarity + (1 - self.dense_weight) * coverage
+            sources.append(self._source(record, relevance, similarity, bm25.get(record.paper_id, 0.0), coverage))
+        sources.sort(key=lambda s: -s.score)
+        return sources[:k]
+
+    def _best_chunks(self, paper_ids: list[str], vector: np.ndarray) -> list[tuple[ChunkRecord, float]]:
+        """Every chunk of the shortlisted papers scored against the query: exact, and cheap for ~20 papers."""
+        best: dict[str, tuple[ChunkRecord, float]] = {}
+        for record, chunk_vector in self.store.chunk_vectors(paper_ids):
+            sim = float(np.dot(vector, chunk_vector))
+            if record.paper_id not in best or sim > best[record.paper_id][1]:
+                best[record.paper_id] = (record, sim)
+        return list(best.values())
+
+    @staticmethod
+    def _source(record: ChunkRecord, score: float, similarity: float, lexical: float, coverage: float) -> Source:
+        return Source(record.paper_id, record.title, record.authors, record.text, score, similarity, lexical, coverage)
+
+
+def _best_per_paper(ranking: list[tuple[ChunkRecord, float]]) -> list[tuple[ChunkRecord, float]]:
+    """Chunk ranking -> paper ranking, each paper represented by its best chunk."""
+    seen: dict[str, tuple[ChunkRecord, float]] = {}
+    for record, score in sorted(ranking, key=lambda rs: -rs[1]):
+        seen.setdefault(record.paper_id, (record, score))
+    return list(seen.values())

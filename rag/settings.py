@@ -1,0 +1,82 @@
+"""All settings in one place: defaults < RAG_* environment variables < explicit overrides (CLI flags)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from rag.errors import InputError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("paper-rag", appauthor=False))
+
+
+def _default_models_dir() -> Path:
+    # Inside a checkout the models live in ./models (as the README says); an installed copy uses the data dir.
+    if (PROJECT_ROOT / "pyproject.toml").exists():
+        return PROJECT_ROOT / "models"
+    return _default_data_dir() / "models"
+
+
+def _meta(description: str) -> dict:
+    return {"description": description}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=_default_data_dir, metadata=_meta("Where the Chroma store and indexes live."))
+    models_dir: Path = field(default_factory=_default_models_dir, metadata=_meta("Where `rag models pull` puts model files."))
+    model: str = field(default="qwen2.5-coder-1.5b", metadata=_meta("Local model: a name from `rag models list` or a path to any GGUF file."))
+    collection: str = field(default="papers", metadata=_meta("Chroma collection name."))
+    k: int = field(default=3, metadata=_meta("Papers given to the model for `ask`."))
+    summary_k: int = field(default=8, metadata=_meta("Papers gathered for `summarize`."))
+    min_relevance: float = field(default=0.40, metadata=_meta("Below this relevance (0..1) a paper is not used to answer a question."))
+    summary_min_relevance: float = field(default=0.25, metadata=_meta("Below this relevance a paper is left out of a summary."))
+    min_support: float = field(default=0.5, metadata=_meta("Share of a sentence's content words its cited paper must contain for the sentence to be shown."))
+    dense_weight: float = field(default=0.7, metadata=_meta("Weight of embedding similarity against query-term coverage in relevance."))
+    chunk_words: int = field(default=180, metadata=_meta("Longest chunk, in words, before text is split on sentences."))
+    chunk_overlap: int = field(default=1, metadata=_meta("Sentences repeated between neighbouring chunks."))
+    context_tokens: int = field(default=1400, metadata=_meta("Token budget for the source texts in one prompt."))
+    max_tokens: int = field(default=320, metadata=_meta("Longest answer the model may write, in tokens."))
+    n_ctx: int = field(default=4096, metadata=_meta("Model context window in tokens."))
+    threads: int = field(default_factory=lambda: os.cpu_count() or 2, metadata=_meta("CPU threads for the model."))
+    seed_dir: Path = field(default=PROJECT_ROOT / "seeds", metadata=_meta("What `rag ingest` reads when given no path."))
+
+    def with_overrides(self, **overrides) -> "Settings":
+        """Apply CLI flags; None means 'not given' so the lower layers keep their value."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, **{k: _coerce(k, v) for k, v in given.items()})
+
+    @classmethod
+    def load(cls, **overrides) -> "Settings":
+        env = {}
+        for f in fields(cls):
+            value = os.environ.get(f"RAG_{f.name.upper()}")
+            if value not in (None, ""):
+                env[f.name] = value
+        return cls().with_overrides(**env).with_overrides(**overrides)
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(name, environment variable, description) for every setting, for docs and `--help`."""
+        return [(f.name, f"RAG_{f.name.upper()}", f.metadata["description"]) for f in fields(cls)]
+
+
+def _coerce(name: str, value):
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if kind == "Path":
+            return Path(value).expanduser()
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except ValueError:
+        raise InputError(f"setting {name} needs a number, got {value!r} (check RAG_{name.upper()})") from None
+    return str(value)

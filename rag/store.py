@@ -1,0 +1,219 @@
+"""Chunks and their vectors in a persistent Chroma collection.
+
+Everything the tool knows about what is indexed lives in the chunk metadata (paper id, title,
+authors, source file and hashes), so the store is the single source of truth: there is no side
+manifest that could disagree with it after a crash. Vectors are computed by our own embedder and
+passed in, so Chroma's default (downloading) embedding function is never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from rag.errors import StoreError
+from rag.types import Chunk, Paper, PaperInfo
+
+AUTHOR_SEP = "; "
+
+
+@dataclass(frozen=True)
+class StoredPaper:
+    paper_id: str
+    content_hash: str
+    source: str
+    file_hash: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    chunk_id: str
+    paper_id: str
+    title: str
+    authors: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class DenseHit:
+    record: ChunkRecord
+    similarity: float
+
+
+def _record(chunk_id: str, document: str, meta: dict) -> ChunkRecord:
+    authors = tuple(a for a in (meta.get("authors") or "").split(AUTHOR_SEP) if a)
+    return ChunkRecord(chunk_id, meta["paper_id"], meta["title"], authors, document or "")
+
+
+def _join_chunks(texts: list[str]) -> str:
+    joined = texts[0] if texts else ""
+    for text in texts[1:]:
+        overlap = next((i for i in range(min(len(joined), len(text)), 10, -1) if joined.endswith(text[:i])), 0)
+        joined = f"{joined} {text[overlap:].lstrip()}" if overlap < len(text) else joined
+    return joined
+
+
+class Store:
+    """One Chroma collection in `data_dir`; opened lazily so commands that fail early stay fast."""
+
+    def __init__(self, data_dir: Path, collection: str = "papers"):
+        self.data_dir = Path(data_dir)
+        self.collection_name = collection
+        self._client = None
+        self._collection = None
+
+    @property
+    def path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    def exists(self) -> bool:
+        return (self.path / "chroma.sqlite3").exists()
+
+    def _col(self, create: bool = False):
+        if self._collection is not None:
+            return self._collection
+        if not create and not self.exists():
+            raise StoreError(f"nothing is indexed in {self.data_dir}; run `rag ingest` first")
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._client = chromadb.PersistentClient(path=str(self.path), settings=ChromaSettings(anonymized_telemetry=False))
+            if create:
+                self._collection = self._client.get_or_create_collection(
+                    self.collection_name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+                )
+            else:
+                self._collection = self._client.get_collection(self.collection_name, embedding_function=None)
+        except StoreError:
+            raise
+        except Exception as exc:  # chromadb raises many types; the user needs one line
+            if not create and "does not exist" in str(exc):
+                raise StoreError(f"nothing is indexed in {self.data_dir}; run `rag ingest` first") from None
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from None
+        return self._collection
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator["Store"]:
+        """One writer at a time: Chroma's embedded store is not safe for concurrent writers."""
+        from filelock import FileLock, Timeout
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.data_dir / "ingest.lock"))
+        try:
+            lock.acquire(timeout=0.5)
+        except Timeout:
+            raise StoreError(f"another ingest is running on {self.data_dir}; wait for it to finish") from None
+        try:
+            self._col(create=True)
+            yield self
+        finally:
+            lock.release()
+
+    # --- reading -------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return self._col().count()
+
+    def generation(self) -> int:
+        """Bumped by every write, so caches built from the store know when they are stale."""
+        return int((self._col().metadata or {}).get("generation", 0))
+
+    def stored_papers(self) -> dict[str, StoredPaper]:
+        got = self._col().get(include=["metadatas"])
+        papers: dict[str, StoredPaper] = {}
+        counts: dict[str, int] = {}
+        for meta in got["metadatas"] or []:
+            pid = meta["paper_id"]
+            counts[pid] = counts.get(pid, 0) + 1
+            papers[pid] = StoredPaper(pid, meta["content_hash"], meta["source"], meta["file_hash"], 0)
+        return {pid: StoredPaper(p.paper_id, p.content_hash, p.source, p.file_hash, counts[pid]) for pid, p in papers.items()}
+
+    def paper_infos(self) -> list[PaperInfo]:
+        got = self._col().get(include=["metadatas"])
+        infos: dict[str, PaperInfo] = {}
+        for meta in got["metadatas"] or []:
+            pid = meta["paper_id"]
+            seen = infos.get(pid)
+            rec = _record("", "", meta)
+            infos[pid] = PaperInfo(pid, rec.title, rec.authors, meta["source"], (seen.chunks if seen else 0) + 1)
+        return sorted(infos.values(), key=lambda p: p.title.lower())
+
+    def all_chunks(self) -> list[ChunkRecord]:
+        got = self._col().get(include=["documents", "metadatas"])
+        return [_record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+
+    def paper_texts(self, paper_ids: Sequence[str]) -> dict[str, str]:
+        """Whole papers rebuilt from their chunks, dropping the sentences repeated as overlap."""
+        if not paper_ids:
+            return {}
+        got = self._col().get(where={"paper_id": {"$in": list(paper_ids)}}, include=["documents", "metadatas"])
+        parts: dict[str, list[tuple[int, str]]] = {}
+        for doc, meta in zip(got["documents"], got["metadatas"]):
+            parts.setdefault(meta["paper_id"], []).append((int(meta.get("chunk_index", 0)), doc or ""))
+        return {pid: _join_chunks([t for _, t in sorted(chunks)]) for pid, chunks in parts.items()}
+
+    def chunk_vectors(self, paper_ids: Sequence[str]) -> list[tuple[ChunkRecord, np.ndarray]]:
+        if not paper_ids:
+            return []
+        got = self._col().get(where={"paper_id": {"$in": list(paper_ids)}}, include=["documents", "metadatas", "embeddings"])
+        return [
+            (_record(i, d, m), np.asarray(e, dtype=np.float32))
+            for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
+        ]
+
+    def query(self, embedding: np.ndarray, n: int) -> list[DenseHit]:
+        col = self._col()
+        n = min(n, col.count())
+        if n == 0:
+            return []
+        got = col.query(query_embeddings=[embedding.tolist()], n_results=n, include=["documents", "metadatas", "distances"])
+        return [
+            DenseHit(_record(i, d, m), 1.0 - float(dist))
+            for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
+        ]
+
+    # --- writing (inside `writer()`) -------------------------------------------------------
+
+    def put_paper(self, paper: Paper, chunks: Sequence[Chunk], vectors: np.ndarray, content_hash: str, file_hash: str, old_chunks: int) -> None:
+        """Upsert in place, then drop leftover chunks: a crash in between never loses the paper."""
+        meta = {
+            "paper_id": paper.paper_id,
+            "title": paper.title,
+            "authors": AUTHOR_SEP.join(paper.authors),
+            "source": paper.source,
+            "file_hash": file_hash,
+            "content_hash": content_hash,
+        }
+        col = self._col(create=True)
+        col.upsert(
+            ids=[c.chunk_id for c in chunks],
+            embeddings=vectors.tolist(),
+            documents=[c.text for c in chunks],
+            metadatas=[{**meta, "chunk_index": c.index} for c in chunks],
+        )
+        stale = [f"{paper.paper_id}:{i}" for i in range(len(chunks), old_chunks)]
+        if stale:
+            col.delete(ids=stale)
+
+    def update_file_hash(self, paper_id: str, source: str, file_hash: str, chunks: int) -> None:
+        ids = [f"{paper_id}:{i}" for i in range(chunks)]
+        col = self._col(create=True)
+        got = col.get(ids=ids, include=["metadatas"])
+        col.update(ids=got["ids"], metadatas=[{**m, "source": source, "file_hash": file_hash} for m in got["metadatas"]])
+
+    def delete_papers(self, paper_ids: Sequence[str]) -> None:
+        if paper_ids:
+            self._col(create=True).delete(where={"paper_id": {"$in": list(paper_ids)}})
+
+    def bump_generation(self) -> int:
+        col = self._col(create=True)
+        gen = int((col.metadata or {}).get("generation", 0)) + 1
+        col.modify(metadata={"generation": gen})
+        return gen

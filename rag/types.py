@@ -1,0 +1,125 @@
+"""The records that flow between stages: files -> Paper -> Chunk -> store -> Source -> Answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper as parsed from a file; `paper_id` is derived from the title so duplicates merge."""
+
+    paper_id: str
+    title: str
+    authors: tuple[str, ...]
+    abstract: str
+    source: str  # path of the file it came from
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a paper small enough to embed; `chunk_id` is stable so re-ingest upserts in place."""
+
+    chunk_id: str
+    paper_id: str
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """A retrieved paper with its best chunk: what the model is shown and what citations point to."""
+
+    paper_id: str
+    title: str
+    authors: tuple[str, ...]
+    text: str
+    score: float  # relevance 0..1 in hybrid search (the ranking key), higher is better
+    similarity: float  # cosine similarity of the query to the best chunk
+    lexical: float  # BM25 score of the paper's best chunk, 0 when BM25 did not find it
+    coverage: float = 0.0  # IDF-weighted share of the query's terms found in the paper
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    paper_id: str
+    title: str
+
+
+@dataclass
+class Timings:
+    retrieve_s: float = 0.0
+    first_token_s: float = 0.0
+    total_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Answer:
+    """The result of `ask` or `summarize`. `sources` are numbered from 1 as the model saw them."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    sources: list[Source]
+    model: str
+    timings: Timings = field(default_factory=Timings)
+    used_papers: int = 0  # how many of the given papers the answer cites
+    checked: list = field(default_factory=list)  # citations.CheckedSentence for every sentence the model wrote
+
+    def to_json(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title} for c in self.citations],
+            "sources": [
+                {
+                    "n": n,
+                    "paper_id": s.paper_id,
+                    "title": s.title,
+                    "score": round(s.score, 6),
+                    "similarity": round(s.similarity, 4),
+                    "text": s.text,
+                }
+                for n, s in enumerate(self.sources, start=1)
+            ],
+            "sentences": [
+                {"text": c.text, "citations": list(c.citations), "support": round(c.support, 3), "supported": c.supported}
+                for c in self.checked
+            ],
+            "model": self.model,
+            "timings": {
+                "retrieve_s": round(self.timings.retrieve_s, 4),
+                "first_token_s": round(self.timings.first_token_s, 4),
+                "total_s": round(self.timings.total_s, 4),
+                "prompt_tokens": self.timings.prompt_tokens,
+                "completion_tokens": self.timings.completion_tokens,
+            },
+        }
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    papers: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PaperInfo:
+    """What `rag papers` lists: an indexed paper as the store knows it."""
+
+    paper_id: str
+    title: str
+    authors: tuple[str, ...]
+    source: str
+    chunks: int
