@@ -124,7 +124,8 @@ def citations_for(text: str, sources: list[Source]) -> list[Citation]:
 
 
 
-_BOUNDARY = re.compile(r"[.!?](?:\s*\[\d+\])*(?=\s+[A-Z0-9\"'(\[])")
+# A full stop ends a sentence unless it ends an initial ("Peter E. Caines") or a common abbreviation.
+_BOUNDARY = re.compile(r"(?<!\s[A-Z])(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bFig)[.!?](?:\s*\[\d+\])*(?=\s+[A-Z0-9\"'(\[])")
 _NUMBER = re.compile(r"(?<![\w\[])\d+(?:[.,]\d+)*%?")
 
 
@@ -160,9 +161,12 @@ class SentenceChecker:
     (or attributed to the one given paper that clearly supports it). Sentences no given paper
     supports are held back, so what the reader sees is what the papers say."""
 
-    def __init__(self, sources: list[Source], threshold: float = 0.5):
+    def __init__(self, sources: list[Source], threshold: float = 0.5, question: str = ""):
         self.sources = sources
         self.threshold = threshold
+        # Words the user asked with are not the model's claims: restating the question while
+        # citing a relevant paper ("[1] shows that ...") is an answer. Numbers get no such pass.
+        self.question = question
         self.sentences: list[CheckedSentence] = []
         self._buffer = ""
 
@@ -174,8 +178,11 @@ class SentenceChecker:
             out.append(self._release(sentence))
         return "".join(out)
 
-    def flush(self) -> str:
+    def flush(self, truncated: bool = False) -> str:
+        """`truncated`: the model hit its token limit, so an unfinished last sentence is dropped."""
         sentence, self._buffer = self._buffer, ""
+        if truncated and self.kept and not sentence.rstrip().rstrip("]0123456789[ ").endswith((".", "!", "?")):
+            return ""
         return self._release(sentence)
 
     @property
@@ -187,17 +194,20 @@ class SentenceChecker:
         return " ".join(s.text for s in self.kept)
 
     def _text_of(self, numbers) -> str:
-        return " ".join(f"{self.sources[n - 1].title}. {self.sources[n - 1].text}" for n in numbers)
+        return " ".join(f"{self.sources[n - 1].title}. {' '.join(self.sources[n - 1].authors)}. {self.sources[n - 1].text}" for n in numbers)
+
+    def _support(self, sentence: str, numbers) -> float:
+        return support(sentence, f"{self.question} {self._text_of(numbers)}")
 
     def _release(self, raw: str) -> str:
         sentence = raw.strip()
         if not re.sub(r"\[\d+\]", "", sentence).strip(" .,;:"):
             return ""  # a stray marker with no claim of its own
         numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]
-        score = support(sentence, self._text_of(numbers)) if numbers else 0.0
+        score = self._support(sentence, numbers) if numbers else 0.0
         if not numbers or score < self.threshold or not numbers_found(sentence, self._text_of(numbers)):
-            best = max(range(1, len(self.sources) + 1), key=lambda n: support(sentence, self._text_of([n])), default=0)
-            best_score = support(sentence, self._text_of([best])) if best else 0.0
+            best = max(range(1, len(self.sources) + 1), key=lambda n: self._support(sentence, [n]), default=0)
+            best_score = self._support(sentence, [best]) if best else 0.0
             if best and best_score >= self.threshold and numbers_found(sentence, self._text_of([best])):
                 sentence = _recite(sentence, best)
                 numbers, score = [best], best_score

@@ -193,6 +193,29 @@ def doctor(model: Optional[str] = ModelOpt, data_dir: Optional[Path] = DataDir):
         raise typer.Exit(1)
 
 
+@app.command("eval")
+def evaluate(
+    questions: Path = typer.Argument(..., help="JSON lines: question, gold_titles, answer_facts, kind."),
+    no_llm: bool = typer.Option(False, "--no-llm", help="Retrieval metrics only (no model, fast)."),
+    model: Optional[str] = ModelOpt,
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = JsonOpt,
+):
+    """Measure retrieval (BM25, dense, hybrid side by side) and answer quality on a question set.
+
+    Example: rag eval questions.jsonl --no-llm
+    """
+    from rag import evaluation
+    from rag.progress import bar
+
+    with _errors():
+        items = evaluation.load_questions(questions)
+        rag = _rag(data_dir=data_dir, model=model)
+        with bar("evaluating", "questions", disable=as_json) as progress:
+            report = evaluation.evaluate(rag, items, use_llm=not no_llm, progress=progress)
+    _print_json(report.to_json()) if as_json else typer.echo(evaluation.render(report))
+
+
 @models_app.command("pull")
 def models_pull(
     names: Optional[List[str]] = typer.Argument(None, help="Models to fetch. Default: the default model and the embedding model.", show_default=False),
@@ -210,7 +233,7 @@ def models_pull(
         wanted = list(models.REGISTRY) if all_models else (names or [settings.model, models.EMBEDDING_MODEL])
         specs = [models.get_spec(n) for n in wanted]
         for spec in specs:
-            with bar(spec.name, "bytes", total=spec.size) as progress:
+            with bar(spec.name, "bytes") as progress:
                 done = [0]
 
                 def step(n: int) -> None:

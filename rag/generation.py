@@ -23,6 +23,7 @@ class Generation:
     completion_tokens: int
     first_token_s: float
     total_s: float
+    truncated: bool = False  # stopped by max_tokens, so the last sentence may be cut off
 
 
 class Generator(Protocol):
@@ -87,6 +88,7 @@ class LlamaCppGenerator:
         start = time.perf_counter()
         first = 0.0
         pieces: list[str] = []
+        finish = None
         stream = llm.create_chat_completion(
             messages=messages,
             max_tokens=max_tokens,
@@ -96,6 +98,7 @@ class LlamaCppGenerator:
             stream=True,
         )
         for chunk in stream:
+            finish = chunk["choices"][0].get("finish_reason") or finish
             delta = chunk["choices"][0].get("delta", {}).get("content")
             if not delta:
                 continue
@@ -107,4 +110,4 @@ class LlamaCppGenerator:
         total = time.perf_counter() - start
         completion = len(pieces)
         prompt = max(llm.n_tokens - completion, 0)
-        return Generation("".join(pieces), prompt, completion, first or total, total)
+        return Generation("".join(pieces), prompt, completion, first or total, total, finish == "length")

@@ -164,13 +164,15 @@ class Rag:
 
     def ask(self, question: str, k: int | None = None, on_token: OnToken | None = None) -> Answer:
         question = _require_text(question, "question")
-        return self._answer(question, prompts.ASK, k or self.settings.k, "question", on_token, self.settings.min_relevance, whole_papers=True)
+        s = self.settings
+        return self._answer(question, prompts.ASK, k or s.k, "question", on_token, s.min_relevance, s.max_tokens, whole_papers=True)
 
     def summarize(self, topic: str, k: int | None = None, on_token: OnToken | None = None) -> Answer:
         topic = _require_text(topic, "topic")
-        return self._answer(topic, prompts.SUMMARIZE, k or self.settings.summary_k, "topic", on_token, self.settings.summary_min_relevance, whole_papers=False)
+        s = self.settings
+        return self._answer(topic, prompts.SUMMARIZE, k or s.summary_k, "topic", on_token, s.summary_min_relevance, s.summary_max_tokens, whole_papers=False)
 
-    def _answer(self, question: str, template: str, k: int, slot: str, on_token, threshold: float, whole_papers: bool) -> Answer:
+    def _answer(self, question: str, template: str, k: int, slot: str, on_token, threshold: float, max_tokens: int, whole_papers: bool) -> Answer:
         started = time.perf_counter()
         candidates = self.retriever.search(question, max(k * 3, 10))
         sources = self.relevant(candidates, threshold)[:k]
@@ -184,15 +186,15 @@ class Rag:
         body = "\n\n".join(prompts.format_source(n, s.title, s.authors, s.text) for n, s in enumerate(sources, 1))
         user = template.format(**{slot: question, "sources": body})
         markers = citations.CitationFilter(len(sources))
-        checker = citations.SentenceChecker(sources, self.settings.min_support)
+        checker = citations.SentenceChecker(sources, self.settings.min_support, question)
 
         def forward(token: str) -> None:
             shown = checker.feed(markers.feed(token))
             if shown and on_token:
                 on_token(shown)
 
-        gen = self.generator.generate(prompts.messages(user), self.settings.max_tokens, forward)
-        tail = checker.feed(markers.flush()) + checker.flush()
+        gen = self.generator.generate(prompts.messages(user), max_tokens, forward)
+        tail = checker.feed(markers.flush()) + checker.flush(truncated=gen.truncated)
         if tail and on_token:
             on_token(tail)
         text = checker.text

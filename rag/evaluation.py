@@ -1,0 +1,194 @@
+"""Measure retrieval and answers on a question file (JSON lines: question, gold_titles,
+answer_facts, kind). Retrieval is compared across BM25 only, dense only and the project's
+hybrid search in the same run, so a change can be judged against its own baselines."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rag.corpus import normalize_title
+from rag.errors import InputError
+from rag.pipeline import Rag
+
+MODES = ("lexical", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    id: str
+    question: str
+    gold_titles: tuple[str, ...]
+    answer_facts: tuple[str, ...]
+    kind: str
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.gold_titles)
+
+
+@dataclass
+class RetrievalScores:
+    hit_at_1: float
+    recall_at_5: float
+    mrr: float
+
+
+@dataclass
+class AnswerScores:
+    gold_citation_rate: float
+    fact_coverage: float
+    abstention_unanswerable: float
+    false_abstention: float
+    citations_not_given: int
+    unsupported_sentences: int
+    sentences: int
+    latency_p50_s: float
+    latency_p95_s: float
+
+
+@dataclass
+class EvalReport:
+    questions: int
+    answerable: int
+    retrieval: dict[str, RetrievalScores]
+    answers: AnswerScores | None
+    per_question: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def load_questions(path: Path) -> list[EvalQuestion]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    questions = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            questions.append(
+                EvalQuestion(
+                    str(row.get("id", number)),
+                    row["question"],
+                    tuple(row.get("gold_titles", [])),
+                    tuple(row.get("answer_facts", [])),
+                    row.get("kind", ""),
+                )
+            )
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"{path}:{number}: not a question line (needs JSON with a 'question')") from None
+    if not questions:
+        raise InputError(f"{path}: no questions")
+    return questions
+
+
+def _retrieval_scores(ranked: list[list[str]], gold: list[set[str]]) -> RetrievalScores:
+    hits, recalls, rr = [], [], []
+    for titles, g in zip(ranked, gold):
+        hits.append(1.0 if titles and titles[0] in g else 0.0)
+        recalls.append(len(g & set(titles[:5])) / len(g))
+        rr.append(next((1.0 / (i + 1) for i, t in enumerate(titles) if t in g), 0.0))
+    n = max(len(gold), 1)
+    return RetrievalScores(sum(hits) / n, sum(recalls) / n, sum(rr) / n)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def evaluate(rag: Rag, questions: list[EvalQuestion], use_llm: bool = True, progress: Callable[[int, int], None] | None = None) -> EvalReport:
+    answerable = [q for q in questions if q.answerable]
+    gold = [{normalize_title(t) for t in q.gold_titles} for q in answerable]
+    total = len(answerable) * len(MODES) + (len(questions) if use_llm else 0)
+    done = 0
+    retrieval = {}
+    for mode in MODES:
+        ranked = []
+        for q in answerable:
+            ranked.append([normalize_title(s.title) for s in rag.search(q.question, k=10, mode=mode)])
+            done += 1
+            if progress:
+                progress(done, total)
+        retrieval[mode] = _retrieval_scores(ranked, gold)
+    if not use_llm:
+        return EvalReport(len(questions), len(answerable), retrieval, None)
+
+    rows, latencies = [], []
+    for q in questions:
+        run = rag.summarize if q.kind == "summary" else rag.ask
+        answer = run(q.question)
+        latencies.append(answer.timings.total_s)
+        cited = {normalize_title(c.title) for c in answer.citations}
+        given = {normalize_title(s.title) for s in answer.sources}
+        golds = {normalize_title(t) for t in q.gold_titles}
+        text = answer.answer.lower()
+        rows.append(
+            {
+                "id": q.id,
+                "kind": q.kind,
+                "abstained": answer.abstained,
+                "cites_gold": bool(cited & golds),
+                "facts": sum(f.lower() in text for f in q.answer_facts) / len(q.answer_facts) if q.answer_facts else None,
+                "not_given": len(cited - given),
+                "unsupported": sum(not s.supported for s in answer.checked),
+                "sentences": len(answer.checked),
+                "seconds": round(answer.timings.total_s, 2),
+                "answer": answer.answer,
+            }
+        )
+        done += 1
+        if progress:
+            progress(done, total)
+    ans = [r for r, q in zip(rows, questions) if q.answerable]
+    unans = [r for r, q in zip(rows, questions) if not q.answerable]
+    facts = [r["facts"] for r in ans if r["facts"] is not None]
+    scores = AnswerScores(
+        gold_citation_rate=sum(r["cites_gold"] for r in ans) / max(len(ans), 1),
+        fact_coverage=statistics.mean(facts) if facts else 0.0,
+        abstention_unanswerable=sum(r["abstained"] for r in unans) / len(unans) if unans else 1.0,
+        false_abstention=sum(r["abstained"] for r in ans) / max(len(ans), 1),
+        citations_not_given=sum(r["not_given"] for r in rows),
+        unsupported_sentences=sum(r["unsupported"] for r in rows),
+        sentences=sum(r["sentences"] for r in rows),
+        latency_p50_s=_percentile(latencies, 0.5),
+        latency_p95_s=_percentile(latencies, 0.95),
+    )
+    return EvalReport(len(questions), len(answerable), retrieval, scores, rows)
+
+
+def render(report: EvalReport) -> str:
+    """A Markdown table, the same text for the terminal and for docs/."""
+    lines = [
+        f"{report.questions} questions, {report.answerable} answerable",
+        "",
+        "| retrieval (paper level) | hit@1 | recall@5 | MRR |",
+        "|---|---|---|---|",
+    ]
+    names = {"lexical": "BM25 only", "dense": "dense only", "hybrid": "hybrid (project)"}
+    for mode, s in report.retrieval.items():
+        lines.append(f"| {names[mode]} | {s.hit_at_1:.3f} | {s.recall_at_5:.3f} | {s.mrr:.3f} |")
+    if report.answers:
+        a = report.answers
+        lines += [
+            "",
+            "| answers | value |",
+            "|---|---|",
+            f"| answers citing a gold paper | {a.gold_citation_rate:.3f} |",
+            f"| fact coverage | {a.fact_coverage:.3f} |",
+            f"| abstention on unanswerable | {a.abstention_unanswerable:.3f} |",
+            f"| false abstention on answerable | {a.false_abstention:.3f} |",
+            f"| citations to papers not given to the model | {a.citations_not_given} |",
+            f"| unsupported sentences withheld | {a.unsupported_sentences} of {a.sentences} |",
+            f"| latency p50 / p95 | {a.latency_p50_s:.1f} s / {a.latency_p95_s:.1f} s |",
+        ]
+    return "\n".join(lines)
