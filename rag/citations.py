@@ -29,15 +29,21 @@ class CitationFilter:
         self._bracket = ""
         self._head = ""  # text held while it could still be the abstention marker
         self._head_done = False
+        self._space = ""
         self.abstained = False
 
     def feed(self, text: str) -> str:
-        emitted = []
-        for ch in text:
-            emitted.append(self._feed_char(ch))
-        piece = "".join(emitted)
+        piece = self._settle("".join(self._feed_char(ch) for ch in text))
         self.out.append(piece)
         return piece
+
+    def _settle(self, piece: str) -> str:
+        """Hold trailing spaces until the next character is known, so the gap a dropped marker
+        leaves before punctuation never reaches the reader (streamed text equals `tidy`)."""
+        text = self._space + piece
+        kept = text.rstrip(" \t")
+        self._space = text[len(kept) :]
+        return _close_gaps(kept)
 
     def _feed_char(self, ch: str) -> str:
         if self.abstained:
@@ -89,12 +95,23 @@ class CitationFilter:
         if self._bracket:
             tail += self._bracket if not _MARKER.match(self._bracket + "]") else ""
             self._bracket = ""
+        tail = self._settle(tail)
+        self._space = ""
         self.out.append(tail)
         return tail
 
     @property
     def text(self) -> str:
-        return "".join(self.out).strip()
+        return tidy("".join(self.out))
+
+
+def _close_gaps(text: str) -> str:
+    return re.sub(r"[ \t]+(?=[.,;:!?])", "", re.sub(r"[ \t]{2,}", " ", text))
+
+
+def tidy(text: str) -> str:
+    """Close the gap a removed marker leaves ("water [3]." -> "water.", "a [9] b" -> "a b")."""
+    return _close_gaps(text).strip()
 
 
 def clean(raw: str, n_sources: int) -> tuple[str, bool]:
@@ -200,7 +217,7 @@ class SentenceChecker:
         return support(sentence, f"{self.question} {self._text_of(numbers)}")
 
     def _release(self, raw: str) -> str:
-        sentence = raw.strip()
+        sentence = tidy(raw)
         if not re.sub(r"\[\d+\]", "", sentence).strip(" .,;:"):
             return ""  # a stray marker with no claim of its own
         numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]
@@ -223,4 +240,4 @@ def _recite(sentence: str, n: int) -> str:
     """Replace whatever the sentence cited with [n], placed before its final punctuation."""
     bare = re.sub(r"\s*\[\d+\]", "", sentence).rstrip()
     end = bare[-1] if bare and bare[-1] in ".!?" else ""
-    return f"{bare[: len(bare) - len(end)]} [{n}]{end}"
+    return f"{bare[: len(bare) - len(end)].rstrip()} [{n}]{end}"

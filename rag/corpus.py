@@ -206,7 +206,8 @@ def read_file(path: Path) -> SourceFile:
     text = decode_text(data, str(path))
     if not text.strip():
         raise InputError(f"{path}: the file is empty")
-    if path.suffix.lower() != ".md" and looks_like_listing(text):
+    markdown = path.suffix.lower() in {".md", ".markdown"} or re.search(r"(?m)^#{1,6}\s", text)
+    if not markdown and looks_like_listing(text):
         papers = parse_listing(text, source)
     else:
         papers = [parse_document(text, source)]

@@ -105,15 +105,17 @@ class Rag:
                 for pid, old in existing.items()
                 if pid not in incoming and (old.source in read_sources or not Path(old.source).exists())
             ]
-            report.chunks_embedded = self._embed_and_store(store, to_embed, progress)
-            store.delete_papers(gone)
-            report.removed = len(gone)
-            if to_embed or gone or not existing:
-                from rag.retrieval import LexicalIndex
+            try:
+                report.chunks_embedded = self._embed_and_store(store, to_embed, progress)
+                store.delete_papers(gone)
+                report.removed = len(gone)
+            finally:
+                # Even a failed ingest may have written some papers: caches must see them.
+                if store.dirty or not existing:
+                    from rag.retrieval import LexicalIndex
 
-                generation = store.bump_generation()
-                LexicalIndex(store.all_chunks()).save(store.data_dir / "lexical", generation)
-                self._retriever = None
+                    generation = store.bump_generation()
+                    LexicalIndex(store.all_chunks()).save(store.data_dir / "lexical", generation)
         report.seconds = time.perf_counter() - started
         return report
 

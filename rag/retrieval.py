@@ -111,9 +111,8 @@ class LexicalIndex:
         return cls([ChunkRecord(c, p, t, tuple(a), x) for c, p, t, a, x in data["records"]])
 
     @classmethod
-    def for_store(cls, store: Store) -> "LexicalIndex":
+    def for_store(cls, store: Store, generation: int) -> "LexicalIndex":
         folder = store.data_dir / "lexical"
-        generation = store.generation()
         index = cls.load(folder, generation)
         if index is None:
             index = cls(store.all_chunks())
@@ -137,11 +136,14 @@ class Retriever:
         self.candidates = candidates
         self.shortlist = shortlist
         self._lexical: LexicalIndex | None = None
+        self._lexical_generation = -1
 
     @property
     def lexical(self) -> LexicalIndex:
-        if self._lexical is None:
-            self._lexical = LexicalIndex.for_store(self.store)
+        generation = self.store.generation()
+        if self._lexical is None or self._lexical_generation != generation:
+            self._lexical = LexicalIndex.for_store(self.store, generation)
+            self._lexical_generation = generation
         return self._lexical
 
     def _dense(self, vector: np.ndarray) -> list[tuple[ChunkRecord, float]]:

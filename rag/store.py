@@ -66,6 +66,7 @@ class Store:
         self.collection_name = collection
         self._client = None
         self._collection = None
+        self.dirty = False  # written since the generation was last bumped
 
     @property
     def path(self) -> Path:
@@ -122,8 +123,10 @@ class Store:
         return self._col().count()
 
     def generation(self) -> int:
-        """Bumped by every write, so caches built from the store know when they are stale."""
-        return int((self._col().metadata or {}).get("generation", 0))
+        """Bumped by every write, so caches built from the store know when they are stale. Read
+        fresh each time: another process (or another `Rag`) may have written since we opened it."""
+        self._col()
+        return int((self._client.get_collection(self.collection_name).metadata or {}).get("generation", 0))
 
     def stored_papers(self) -> dict[str, StoredPaper]:
         got = self._col().get(include=["metadatas"])
@@ -192,6 +195,7 @@ class Store:
             "content_hash": content_hash,
         }
         col = self._col(create=True)
+        self.dirty = True
         col.upsert(
             ids=[c.chunk_id for c in chunks],
             embeddings=vectors.tolist(),
@@ -204,16 +208,17 @@ class Store:
 
     def update_file_hash(self, paper_id: str, source: str, file_hash: str, chunks: int) -> None:
         ids = [f"{paper_id}:{i}" for i in range(chunks)]
-        col = self._col(create=True)
+        col = self._col(create=True)  # not `dirty`: no cached text or title changes
         got = col.get(ids=ids, include=["metadatas"])
         col.update(ids=got["ids"], metadatas=[{**m, "source": source, "file_hash": file_hash} for m in got["metadatas"]])
 
     def delete_papers(self, paper_ids: Sequence[str]) -> None:
         if paper_ids:
+            self.dirty = True
             self._col(create=True).delete(where={"paper_id": {"$in": list(paper_ids)}})
 
     def bump_generation(self) -> int:
-        col = self._col(create=True)
-        gen = int((col.metadata or {}).get("generation", 0)) + 1
-        col.modify(metadata={"generation": gen})
+        gen = self.generation() + 1
+        self._col(create=True).modify(metadata={"generation": gen})
+        self.dirty = False
         return gen

@@ -1,0 +1,202 @@
+"""Citation markers are enforced in code: filtered while streaming, mapped to titles, and
+sentences are attributed to (or withheld from) the papers that support them."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from rag import citations
+from rag.citations import CitationFilter, SentenceChecker, clean
+from rag.types import Citation, Source
+
+
+def src(title: str, text: str, pid: str | None = None, authors=()) -> Source:
+    return Source(pid or re.sub(r"\W+", "-", title.lower())[:20], title, tuple(authors), text, 0.8, 0.7, 3.0, 0.9)
+
+
+SOURCES = [
+    src("Fin Ray Control", "An off-policy reinforcement learning controller optimises the propulsive thrust of a fish fin ray in simulation."),
+    src("Tabular Transformers", "A transformer trained on synthetic priors classifies small tabular datasets in under a second."),
+]
+
+
+def stream(raw: str, n_sources: int, pieces: list[str] | None = None) -> tuple[str, CitationFilter]:
+    f = CitationFilter(n_sources)
+    out = "".join(f.feed(p) for p in (pieces if pieces is not None else list(raw)))
+    out += f.flush()
+    return out, f
+
+
+# --- CitationFilter / clean ---------------------------------------------------------------
+
+
+def test_valid_markers_are_kept():
+    assert clean("Fins push water [1]. Tables are classified [2].", 2) == ("Fins push water [1]. Tables are classified [2].", False)
+
+
+@pytest.mark.parametrize("raw", ["Fins push water [3].", "Fins push water [0].", "Fins push water [12]."])
+def test_out_of_range_numbers_are_dropped(raw):
+    text, abstained = clean(raw, 2)
+    assert not abstained
+    assert citations.cited_numbers(text) == []
+    assert re.sub(r"\s+", " ", text).startswith("Fins push water")
+
+
+def test_dropped_marker_leaves_no_space_before_punctuation():
+    assert clean("Fins push water [3].", 2)[0] == "Fins push water."
+
+
+def test_multi_number_marker_keeps_only_valid_numbers():
+    assert clean("Both agree [1, 3].", 2)[0] == "Both agree [1]."
+    assert clean("Both agree [1, 2].", 2)[0] == "Both agree [1][2]."
+    assert clean("Both agree [1; 2; 9].", 2)[0] == "Both agree [1][2]."
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Thrust rises [Source 2].", "Thrust rises [2]."),
+        ("Thrust rises [source 1].", "Thrust rises [1]."),
+        ("Thrust rises [Paper 1].", "Thrust rises [1]."),
+        ("Thrust rises [Sources 1 and 2].", "Thrust rises [1][2]."),
+        ("Thrust rises [1-2].", "Thrust rises [1][2]."),
+        ("Thrust rises [ 2 ].", "Thrust rises [2]."),
+    ],
+)
+def test_marker_variants_are_normalised(raw, expected):
+    assert clean(raw, 2)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "The EEG data come from [TUAB] and NMT [1].",
+        "We use the [CLS] token [2].",
+        "A matrix [a, b] is formed [1].",
+        "See [Table 3] for details [1].",
+    ],
+)
+def test_non_citation_brackets_are_kept_verbatim(raw):
+    assert clean(raw, 2) == (raw, False)
+
+
+@pytest.mark.parametrize("raw", ["NOT FOUND", "NOT FOUND.", "  not found", "NOT FOUND [1] but here is a guess [2]."])
+def test_abstention_marker_at_start_emits_nothing(raw):
+    out, f = stream(raw, 2)
+    assert f.abstained and out == "" and f.text == ""
+    assert clean(raw, 2) == ("", True)
+
+
+def test_abstention_marker_later_in_the_text_is_not_an_abstention():
+    text, abstained = clean("Fins push water [1]; the tabular claim was NOT FOUND in the papers.", 2)
+    assert not abstained and text.startswith("Fins push water [1]")
+
+
+@pytest.mark.parametrize("raw", ["NOT", "NOTE: fins push water [1].", "Nothing else matters [2]."])
+def test_prefix_of_the_marker_is_released(raw):
+    text, abstained = clean(raw, 2)
+    assert text == raw and not abstained
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Fins push water [1, 3]. Tables [Source 2] are fast [7]. The [TUAB] set [2][1] is used.",
+        "NOT FOUND",
+        "NOTE [1] that thrust rises [9].",
+        "Unclosed marker at the end [1",
+        "A long bracket [this is not a citation at all, it is just a long aside in brackets] ok [2].",
+    ],
+)
+def test_streaming_in_any_pieces_equals_whole(raw):
+    whole, _ = clean(raw, 2)
+    by_char, f1 = stream(raw, 2)
+    assert by_char.strip() == whole == f1.text
+    rng = random.Random(raw)
+    for _ in range(20):
+        cuts = sorted(rng.sample(range(1, len(raw)), k=min(5, len(raw) - 1)))
+        pieces = [raw[i:j] for i, j in zip([0, *cuts], [*cuts, len(raw)])]
+        out, f = stream(raw, 2, pieces)
+        assert out.strip() == whole == f.text
+
+
+def test_brackets_are_held_back_until_closed():
+    f = CitationFilter(2)
+    assert f.feed("Fins push water ") == "Fins push water"  # the space waits for what follows
+    assert f.feed("[") == ""
+    assert f.feed("7") == ""
+    assert f.feed("]") == ""  # invalid: never shown
+    assert f.feed(" and [1") == " and"  # the gap the dropped marker left is closed
+    assert f.feed("].") == " [1]."
+    assert f.text == "Fins push water and [1]."
+
+
+def test_is_abstention_phrases():
+    assert citations.is_abstention("")
+    assert citations.is_abstention("None of the papers answers this question.")
+    assert citations.is_abstention("The provided papers do not mention the capital of Australia.")
+    assert not citations.is_abstention("Fins push water [1].")
+
+
+# --- numbers -> titles ---------------------------------------------------------------------
+
+
+def test_citations_for_maps_numbers_to_titles_in_first_use_order():
+    text = "Tables are fast [2]. Fins push water [1]. Both [2][1] agree."
+    assert citations.citations_for(text, SOURCES) == [
+        Citation(2, SOURCES[1].paper_id, "Tabular Transformers"),
+        Citation(1, SOURCES[0].paper_id, "Fin Ray Control"),
+    ]
+
+
+def test_citations_for_never_names_a_paper_not_given():
+    cites = citations.citations_for("Fins [1]. Ghost [3]. Zero [0]. Far [99].", SOURCES)
+    assert [c.n for c in cites] == [1]
+    assert {c.title for c in cites} <= {s.title for s in SOURCES}
+    assert citations.citations_for("No markers at all.", SOURCES) == []
+    assert citations.citations_for("Fins [1].", []) == []
+
+
+# --- attribution: the sentence checker ------------------------------------------------------
+
+
+def check(text: str, sources=SOURCES, question: str = "") -> tuple[str, SentenceChecker, str]:
+    checker = SentenceChecker(sources, 0.5, question)
+    shown = "".join(checker.feed(ch) for ch in text) + checker.flush()
+    return shown, checker, checker.text
+
+
+def test_uncited_supported_sentence_gets_its_source_number():
+    shown, checker, text = check("An off-policy controller optimises the propulsive thrust of the fin ray.")
+    assert text == "An off-policy controller optimises the propulsive thrust of the fin ray [1]."
+    assert shown.strip() == text
+    assert citations.citations_for(text, SOURCES) == [Citation(1, SOURCES[0].paper_id, "Fin Ray Control")]
+
+
+def test_wrongly_cited_sentence_is_recited_to_the_supporting_source():
+    _, _, text = check("A transformer classifies small tabular datasets in under a second [1].")
+    assert text == "A transformer classifies small tabular datasets in under a second [2]."
+
+
+def test_unsupported_sentence_gets_no_citation():
+    shown, checker, text = check(
+        "An off-policy controller optimises fin ray thrust [1]. The Eiffel Tower was completed in Paris in 1889."
+    )
+    assert "Eiffel" not in shown and "Eiffel" not in text
+    assert text == "An off-policy controller optimises fin ray thrust [1]."
+    unsupported = [s for s in checker.sentences if not s.supported]
+    assert len(unsupported) == 1 and "Eiffel" in unsupported[0].text
+
+
+def test_cited_sentence_with_a_number_not_in_the_source_is_withheld():
+    _, _, text = check("The controller improves thrust by 37.5% [1].")
+    assert text == ""
+
+
+def test_checker_does_not_split_on_initials():
+    authors_src = src("Regret Bounds", "We study regret of certainty equivalence control.", authors=("Peter E. Caines",))
+    _, checker, text = check("Peter E. Caines studies regret of certainty equivalence control [1].", [authors_src])
+    assert len(checker.sentences) == 1 and text.endswith("[1].")

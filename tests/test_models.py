@@ -1,0 +1,171 @@
+"""Model files: presence/size/hash checks, resolving --model, and the real pulled files."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from rag import models
+from rag.errors import ModelError
+from rag.models import ModelFile, ModelSpec
+
+
+def tiny_spec(tmp_path, content: bytes = b"hello model bytes") -> ModelSpec:
+    mf = ModelFile("tiny/weights.bin", len(content), hashlib.sha256(content).hexdigest(), ())
+    return ModelSpec("tiny", "llm", "test model", (mf,))
+
+
+def test_check_reports_missing(tmp_path):
+    status = models.check(tiny_spec(tmp_path), tmp_path)
+    assert (status.present, status.verified) == (False, False)
+    assert "missing" in status.detail and str(tmp_path / "tiny" / "weights.bin") in status.detail
+
+
+def test_check_reports_wrong_size(tmp_path):
+    spec = tiny_spec(tmp_path)
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "weights.bin").write_bytes(b"partial")
+    status = models.check(spec, tmp_path)
+    assert (status.present, status.verified) == (True, False)
+    assert "wrong size" in status.detail
+
+
+def test_check_full_verifies_hash_and_writes_stamp(tmp_path):
+    content = b"hello model bytes"
+    spec = tiny_spec(tmp_path, content)
+    path = tmp_path / "tiny" / "weights.bin"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    cheap = models.check(spec, tmp_path)
+    assert not cheap.verified and "changed since it was verified" in cheap.detail  # no stamp yet
+    assert models.check(spec, tmp_path, full=True).verified
+    assert models.check(spec, tmp_path).verified  # the stamp now vouches for it
+
+
+def test_check_full_catches_same_size_corruption(tmp_path):
+    content = b"hello model bytes"
+    spec = tiny_spec(tmp_path, content)
+    path = tmp_path / "tiny" / "weights.bin"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    assert models.check(spec, tmp_path, full=True).verified
+    path.write_bytes(b"HELLO MODEL BYTES")  # same size, other bytes
+    assert not models.check(spec, tmp_path).verified  # the stamp no longer matches the file
+    full = models.check(spec, tmp_path, full=True)
+    assert not full.verified and "sha256" in full.detail
+
+
+def test_require_names_the_pull_command(tmp_path):
+    with pytest.raises(ModelError) as exc:
+        models.require(models.get_spec("qwen2.5-coder-0.5b"), tmp_path)
+    msg = str(exc.value)
+    assert "rag models pull qwen2.5-coder-0.5b" in msg and "\n" not in msg
+
+
+def test_get_spec_unknown_name():
+    with pytest.raises(ModelError, match="unknown model 'gpt-17'.*known models: .*qwen2.5-coder-1.5b"):
+        models.get_spec("gpt-17")
+
+
+def _one_line_with_fix(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert msg and "\n" not in msg
+    assert "rag models pull" in msg or "qwen2.5-coder-1.5b" in msg or "--model" in msg, f"no fix named in: {msg}"
+    return msg
+
+
+def test_resolve_llm_unknown_name(tmp_path):
+    with pytest.raises(ModelError) as exc:
+        models.resolve_llm("llama-9000", tmp_path)
+    assert "llama-9000" in _one_line_with_fix(exc)
+
+
+def test_resolve_llm_missing_path(tmp_path):
+    missing = tmp_path / "nowhere" / "model.gguf"
+    with pytest.raises(ModelError) as exc:
+        models.resolve_llm(str(missing), tmp_path)
+    assert str(missing) in _one_line_with_fix(exc)
+
+
+def test_resolve_llm_registry_model_not_pulled(tmp_path):
+    with pytest.raises(ModelError) as exc:
+        models.resolve_llm("qwen2.5-coder-1.5b", tmp_path)
+    assert "rag models pull qwen2.5-coder-1.5b" in _one_line_with_fix(exc)
+
+
+def test_resolve_llm_rejects_the_embedding_model(tmp_path):
+    with pytest.raises(ModelError, match="embedding model"):
+        models.resolve_llm(models.EMBEDDING_MODEL, tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 a zip file", b"", b"GGU"])
+def test_non_gguf_file_is_a_model_error(tmp_path, content):
+    f = tmp_path / "weights.gguf"
+    f.write_bytes(content)
+    with pytest.raises(ModelError, match="not a GGUF") as exc:
+        models.resolve_llm(str(f), tmp_path)
+    assert "\n" not in str(exc.value)
+
+
+def test_gguf_path_resolves_to_its_file_name(tmp_path):
+    f = tmp_path / "my-model.gguf"
+    f.write_bytes(b"GGUF" + b"\x00" * 32)
+    assert models.resolve_llm(str(f), tmp_path) == ("my-model.gguf", f)
+
+
+def test_missing_model_through_rag_is_a_model_error(tmp_path):
+    from rag.pipeline import Rag
+    from rag.settings import Settings
+
+    rag = Rag(Settings.load(model=str(tmp_path / "missing.gguf"), models_dir=tmp_path))
+    with pytest.raises(ModelError):
+        rag.generator
+
+
+def test_registry_is_consistent():
+    assert models.DEFAULT_LLM in models.REGISTRY and models.REGISTRY[models.DEFAULT_LLM].kind == "llm"
+    assert models.REGISTRY[models.EMBEDDING_MODEL].kind == "embedding"
+    for spec in models.REGISTRY.values():
+        for mf in spec.files:
+            assert len(mf.sha256) == 64 and mf.size > 0 and mf.parts
+
+
+# --- the real pulled files ------------------------------------------------------------------
+
+
+def test_real_embedding_model_verifies_in_full(models_dir):
+    spec = models.get_spec(models.EMBEDDING_MODEL)
+    status = models.check(spec, models_dir, full=True)
+    assert status.verified, f"{status.detail}; run `rag models pull`"
+
+
+def test_real_default_llm_is_present_and_stamped(models_dir):
+    # cheap check only (size + stamp written by `rag models pull`); hashing 1 GB is too slow here
+    status = models.check(models.get_spec(models.DEFAULT_LLM), models_dir)
+    assert status.verified, f"{status.detail}; run `rag models pull`"
+    name, path = models.resolve_llm(models.DEFAULT_LLM, models_dir)
+    assert name == models.DEFAULT_LLM
+    with path.open("rb") as f:
+        assert f.read(4) == b"GGUF"
+
+
+def test_real_embedder_output(real_embedder):
+    import numpy as np
+
+    vectors = real_embedder.embed(["graph neural networks", "", "A much longer sentence about reinforcement learning agents."])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    again = real_embedder.embed(["graph neural networks"])
+    assert np.allclose(again[0], vectors[0], atol=1e-5)  # batching/padding does not change a vector
+    close = real_embedder.embed(["GNNs on graphs", "a recipe for lemon cake"])
+    assert float(vectors[0] @ close[0]) > float(vectors[0] @ close[1])
+
+
+def test_broken_embedding_model_is_a_model_error(tmp_path):
+    from rag.embedding import OnnxEmbedder
+
+    (tmp_path / "model.onnx").write_bytes(b"not an onnx graph")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(ModelError, match="rag models pull"):
+        OnnxEmbedder(tmp_path / "model.onnx", tmp_path / "tokenizer.json").embed(["x"])
