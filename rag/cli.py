@@ -64,7 +64,7 @@ def _print_answer(answer, streamed: bool) -> None:
     if not streamed:
         typer.echo(answer.answer)
     typer.echo("\n\nSources:" if streamed else "\nSources:")
-    for c in answer.citations:
+    for c in sorted(answer.citations, key=lambda c: c.n):
         typer.echo(f"  [{c.n}] {c.title}")
     if answer.used_papers and len(answer.sources) > 1:
         typer.echo(f"({answer.used_papers} of {len(answer.sources)} papers given to the model are cited)")
