@@ -132,14 +132,27 @@ def cited_numbers(text: str) -> list[int]:
 
 
 def citations_for(text: str, sources: list[Source]) -> list[Citation]:
-    """Numbers in the order the answer first uses them; only numbers of sources given to the model."""
-    return [
-        Citation(n, sources[n - 1].paper_id, sources[n - 1].title)
-        for n in cited_numbers(text)
-        if 1 <= n <= len(sources)
-    ]
+    """Numbers in the order the answer first uses them; only numbers of sources given to the model.
+    Each carries the sentence of its paper that best supports the claims citing it."""
+    claims = _SENTENCE_SPLIT.split(text)
+    out = []
+    for n in cited_numbers(text):
+        if 1 <= n <= len(sources):
+            citing = " ".join(c for c in claims if f"[{n}]" in c)
+            out.append(Citation(n, sources[n - 1].paper_id, sources[n - 1].title, best_quote(citing, sources[n - 1].text)))
+    return out
 
 
+def best_quote(claim: str, source_text: str) -> str:
+    """The source sentence sharing the most content words with the claim: what `--show-quotes` prints."""
+    from rag.chunking import split_sentences
+
+    candidates = split_sentences(source_text)
+    return max(candidates, key=lambda s: support(claim, s) * min(1.0, len(s) / 40), default="")
+
+
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 # A full stop ends a sentence unless it ends an initial ("Peter E. Caines") or a common abbreviation.
 _BOUNDARY = re.compile(r"(?<!\s[A-Z])(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bFig)[.!?](?:\s*\[\d+\])*(?=\s+[A-Z0-9\"'(\[])")
@@ -171,6 +184,7 @@ class CheckedSentence:
     citations: tuple[int, ...]
     support: float
     supported: bool
+    quote: str = ""  # the sentence of the first cited paper that best supports this one
 
 
 class SentenceChecker:
@@ -232,7 +246,8 @@ class SentenceChecker:
                 self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, False))
                 return ""
         first = not self.kept
-        self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, True))
+        quote = best_quote(sentence, self.sources[numbers[0] - 1].text)
+        self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, True, quote))
         return sentence if first else " " + sentence
 
 

@@ -29,6 +29,7 @@ DataDir = typer.Option(None, "--data-dir", help="Store location (env RAG_DATA_DI
 ModelOpt = typer.Option(None, "--model", "-m", help="Model name from `rag models list` or a .gguf path (env RAG_MODEL).", show_default=False)
 KOpt = typer.Option(None, "-k", "--k", min=1, help="How many papers to use.", show_default=False)
 JsonOpt = typer.Option(False, "--json", help="Print JSON only.")
+QuotesOpt = typer.Option(False, "--show-quotes", help="Under each cited title, print the paper's sentence that supports the claim.")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -57,7 +58,7 @@ def _print_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _print_answer(answer, streamed: bool) -> None:
+def _print_answer(answer, streamed: bool, quotes: bool = False) -> None:
     if answer.abstained:
         typer.echo(("\n" if streamed else "") + answer.answer)
         return
@@ -66,8 +67,10 @@ def _print_answer(answer, streamed: bool) -> None:
     typer.echo("\n\nSources:" if streamed else "\nSources:")
     for c in sorted(answer.citations, key=lambda c: c.n):
         typer.echo(f"  [{c.n}] {c.title}")
-    if answer.used_papers and len(answer.sources) > 1:
-        typer.echo(f"({answer.used_papers} of {len(answer.sources)} papers given to the model are cited)")
+        if quotes and c.quote:
+            typer.echo(f'      "{c.quote}"')
+    if answer.relevant_papers > 1:
+        typer.echo(f"(cites {answer.used_papers} of {answer.relevant_papers} relevant papers)")
 
 
 def _stream(enabled: bool):
@@ -110,6 +113,7 @@ def ask(
     model: Optional[str] = ModelOpt,
     data_dir: Optional[Path] = DataDir,
     as_json: bool = JsonOpt,
+    show_quotes: bool = QuotesOpt,
 ):
     """Answer a question from the indexed papers, citing their titles.
 
@@ -117,7 +121,7 @@ def ask(
     """
     with _errors():
         answer = _rag(data_dir=data_dir, model=model).ask(question, k=k, on_token=_stream(not as_json))
-    _print_json(answer.to_json()) if as_json else _print_answer(answer, streamed=True)
+    _print_json(answer.to_json()) if as_json else _print_answer(answer, streamed=True, quotes=show_quotes)
 
 
 @app.command()
@@ -127,6 +131,7 @@ def summarize(
     model: Optional[str] = ModelOpt,
     data_dir: Optional[Path] = DataDir,
     as_json: bool = JsonOpt,
+    show_quotes: bool = QuotesOpt,
 ):
     """Write a short synthesis of what the papers say about a topic, each claim cited.
 
@@ -134,7 +139,7 @@ def summarize(
     """
     with _errors():
         answer = _rag(data_dir=data_dir, model=model).summarize(topic, k=k, on_token=_stream(not as_json))
-    _print_json(answer.to_json()) if as_json else _print_answer(answer, streamed=True)
+    _print_json(answer.to_json()) if as_json else _print_answer(answer, streamed=True, quotes=show_quotes)
 
 
 @app.command()
@@ -195,22 +200,29 @@ def doctor(model: Optional[str] = ModelOpt, data_dir: Optional[Path] = DataDir):
 
 @app.command("eval")
 def evaluate(
-    questions: Path = typer.Argument(..., help="JSON lines: question, gold_titles, answer_facts, kind."),
+    questions: Optional[Path] = typer.Argument(None, help="JSON lines: question, gold_titles, answer_facts, kind.", show_default=False),
     no_llm: bool = typer.Option(False, "--no-llm", help="Retrieval metrics only (no model, fast)."),
+    synthetic: int = typer.Option(0, "--synthetic", min=0, help="Instead of a file: N questions made from the indexed papers (retrieval only)."),
     model: Optional[str] = ModelOpt,
     data_dir: Optional[Path] = DataDir,
     as_json: bool = JsonOpt,
 ):
     """Measure retrieval (BM25, dense, hybrid side by side) and answer quality on a question set.
 
-    Example: rag eval questions.jsonl --no-llm
+    Example: rag eval questions.jsonl --no-llm   (or: rag eval --synthetic 50)
     """
     from rag import evaluation
+    from rag.errors import InputError
     from rag.progress import bar
 
     with _errors():
-        items = evaluation.load_questions(questions)
         rag = _rag(data_dir=data_dir, model=model)
+        if synthetic:
+            items, no_llm = evaluation.synthetic_questions(rag, synthetic), True
+        elif questions is None:
+            raise InputError("give a question file or --synthetic N")
+        else:
+            items = evaluation.load_questions(questions)
         with bar("evaluating", "questions", disable=as_json) as progress:
             report = evaluation.evaluate(rag, items, use_llm=not no_llm, progress=progress)
     _print_json(report.to_json()) if as_json else typer.echo(evaluation.render(report))

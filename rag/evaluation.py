@@ -89,6 +89,34 @@ def load_questions(path: Path) -> list[EvalQuestion]:
     return questions
 
 
+def synthetic_questions(rag: Rag, n: int, seed: int = 0) -> list[EvalQuestion]:
+    """Questions whose right paper is known, made from the indexed papers themselves: a middle
+    sentence of the paper with the title's words taken out, so a user can check retrieval on a
+    collection nobody wrote questions for."""
+    import random
+
+    from rag.chunking import split_sentences
+
+    papers = rag.papers()
+    if not papers:
+        raise InputError("nothing is indexed; run `rag ingest` first")
+    rng = random.Random(seed)
+    chosen = rng.sample(papers, min(n, len(papers)))
+    texts = rag.store.paper_texts([p.paper_id for p in chosen])
+    questions = []
+    for paper in chosen:
+        sentences = [s for s in split_sentences(texts.get(paper.paper_id, "")) if len(s.split()) >= 8]
+        if not sentences:
+            continue
+        sentence = sentences[len(sentences) // 2]
+        title_words = set(normalize_title(paper.title).split())
+        kept = [w for w in sentence.split() if normalize_title(w) not in title_words]
+        questions.append(EvalQuestion(f"syn-{paper.paper_id}", "Which paper says: " + " ".join(kept), (paper.title,), (), "synthetic"))
+    if not questions:
+        raise InputError("the indexed papers have no abstract text to make questions from")
+    return questions
+
+
 def _retrieval_scores(ranked: list[list[str]], gold: list[set[str]]) -> RetrievalScores:
     hits, recalls, rr = [], [], []
     for titles, g in zip(ranked, gold):

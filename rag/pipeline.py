@@ -4,6 +4,7 @@ layer over `Rag`; anything it does, `import rag` can do."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,17 +168,48 @@ class Rag:
     def ask(self, question: str, k: int | None = None, on_token: OnToken | None = None) -> Answer:
         question = _require_text(question, "question")
         s = self.settings
+        if asks_for_list(question):
+            return self._answer(
+                question, prompts.ASK_LIST, k or s.list_k, "question", on_token, s.min_relevance, s.max_tokens * 2,
+                whole_papers=False, secondary=s.list_min_relevance,
+            )
         return self._answer(question, prompts.ASK, k or s.k, "question", on_token, s.min_relevance, s.max_tokens, whole_papers=True)
 
     def summarize(self, topic: str, k: int | None = None, on_token: OnToken | None = None) -> Answer:
+        """A cited synthesis. When more papers pass the cut-off than fit one prompt, each group of
+        `k` is summarised first and the group summaries are combined (map-reduce)."""
         topic = _require_text(topic, "topic")
         s = self.settings
-        return self._answer(topic, prompts.SUMMARIZE, k or s.summary_k, "topic", on_token, s.summary_min_relevance, s.summary_max_tokens, whole_papers=False)
+        k = k or s.summary_k
+        started = time.perf_counter()
+        candidates = self.retriever.search(topic, max(s.summary_max_papers, k))
+        relevant = self.relevant(candidates, s.summary_min_relevance)
+        if len(relevant) <= k:
+            return self._answer(topic, prompts.SUMMARIZE, k, "topic", on_token, s.summary_min_relevance, s.summary_max_tokens, whole_papers=False)
+        sources = _fit_budget(relevant, s.context_tokens * len(relevant) // k)
+        timings = Timings(retrieve_s=time.perf_counter() - started)
+        notes = []
+        for first in range(0, len(sources), k):
+            group = "\n\n".join(
+                prompts.format_source(n, src.title, src.authors, src.text) for n, src in enumerate(sources[first : first + k], first + 1)
+            )
+            checker, _, gen = self._checked_generation(prompts.SUMMARIZE.format(topic=topic, sources=group), sources, topic, s.summary_max_tokens, None)
+            timings.prompt_tokens += gen.prompt_tokens
+            timings.completion_tokens += gen.completion_tokens
+            if checker.text:
+                notes.append(checker.text)
+        user = prompts.COMBINE.format(topic=topic, notes="\n\n".join(notes))
+        return self._finish(topic, user, sources, s.summary_max_tokens, on_token, started, timings, relevant=len(relevant))
 
-    def _answer(self, question: str, template: str, k: int, slot: str, on_token, threshold: float, max_tokens: int, whole_papers: bool) -> Answer:
+    def _answer(self, question: str, template: str, k: int, slot: str, on_token, threshold: float, max_tokens: int, whole_papers: bool, secondary: float | None = None) -> Answer:
+        """`threshold` decides whether anything is worth answering from; papers after the first
+        need only `secondary` (list questions want every paper that fits, not just the best)."""
         started = time.perf_counter()
         candidates = self.retriever.search(question, max(k * 3, 10))
-        sources = self.relevant(candidates, threshold)[:k]
+        relevant = self.relevant(candidates, threshold)
+        sources = relevant[:1]
+        if sources:
+            sources += self.relevant(candidates[1:], threshold if secondary is None else secondary)[: k - 1]
         timings = Timings(retrieve_s=time.perf_counter() - started)
         if not sources:
             timings.total_s = time.perf_counter() - started
@@ -187,6 +219,10 @@ class Rag:
         sources = _fit_budget(sources, self.settings.context_tokens)
         body = "\n\n".join(prompts.format_source(n, s.title, s.authors, s.text) for n, s in enumerate(sources, 1))
         user = template.format(**{slot: question, "sources": body})
+        return self._finish(question, user, sources, max_tokens, on_token, started, timings, relevant=max(len(relevant), len(sources)))
+
+    def _checked_generation(self, user: str, sources: list[Source], question: str, max_tokens: int, on_token):
+        """Run the model with invalid markers stripped and every sentence checked as it streams."""
         markers = citations.CitationFilter(len(sources))
         checker = citations.SentenceChecker(sources, self.settings.min_support, question)
 
@@ -199,12 +235,17 @@ class Rag:
         tail = checker.feed(markers.flush()) + checker.flush(truncated=gen.truncated)
         if tail and on_token:
             on_token(tail)
+        return checker, markers, gen
+
+    def _finish(self, question, user, sources, max_tokens, on_token, started, timings: Timings, relevant: int) -> Answer:
+        checker, markers, gen = self._checked_generation(user, sources, question, max_tokens, on_token)
         text = checker.text
         abstained = markers.abstained or not text or (not citations.cited_numbers(text) and citations.is_abstention(text))
-        timings.first_token_s = timings.retrieve_s + gen.first_token_s
+        timings.first_token_s = time.perf_counter() - started - (gen.total_s - gen.first_token_s)
         timings.total_s = time.perf_counter() - started
-        timings.prompt_tokens, timings.completion_tokens = gen.prompt_tokens, gen.completion_tokens
-        answer = Answer(question, text, abstained, [], sources, self.generator.name, timings, checked=checker.sentences)
+        timings.prompt_tokens += gen.prompt_tokens
+        timings.completion_tokens += gen.completion_tokens
+        answer = Answer(question, text, abstained, [], sources, self.generator.name, timings, checked=checker.sentences, relevant_papers=relevant)
         if abstained:
             answer.answer = prompts.ABSTAIN_MESSAGE
             return answer
@@ -245,6 +286,17 @@ class Rag:
         except RagError as exc:
             checks.append(Check("store", False, str(exc), "rag ingest"))
         return checks
+
+
+_LIST_QUESTION = re.compile(
+    r"\b(?:which|what|list|name)\s+(?:\w+\s+)?(?:papers|studies|works|articles|methods|approaches)\b|\bpapers\s+(?:that|which)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_list(question: str) -> bool:
+    """'Which papers ...' asks for every matching paper; the answer is shaped differently."""
+    return bool(_LIST_QUESTION.search(question))
 
 
 def _require_text(value: str, what: str) -> str:

@@ -21,10 +21,24 @@ ASK = """Question: {question}
 Papers:
 {sources}
 
-Answer the question using the papers above. Write one to three sentences that give the specific facts \
-(methods, names, datasets, numbers) from the papers. End each sentence with the paper number in square brackets, like [1].
+Answer the question using the papers above, in one to three sentences. If the question asks which paper, \
+model or method, start with its name or the paper's title. Give the specific facts (methods, names, datasets, \
+numbers) the papers state. End each sentence with the paper number in square brackets, like [1].
 
 Question: {question}
+Answer:"""
+
+# For "which papers ..." questions: the small models otherwise describe one paper and stop.
+ASK_LIST = """Papers:
+{sources}
+
+Question: {question}
+
+Go through the papers one by one. For each paper that answers the question, write one sentence saying what \
+that paper does or finds, using the paper's own method, data or result names, and end the sentence with the \
+paper number in brackets, for example: "It proposes X, a method for Y [2]." Skip papers that do not answer it. \
+Do not answer with only numbers.
+
 Answer:"""
 
 SUMMARIZE = """Topic: {topic}
@@ -36,6 +50,18 @@ Write a short synthesis of what these papers say about the topic, in four to six
 in your own words. Group papers that share an idea. After each claim put the numbers of the papers it comes \
 from in square brackets, like [2] or [1][3]. Use only the papers above. If none of the papers is about the topic, \
 reply only: """ + ABSTAIN_MARKER + """
+
+Synthesis of "{topic}":"""
+
+
+COMBINE = """Topic: {topic}
+
+Notes from several groups of papers, with the paper numbers they cite:
+{notes}
+
+Combine the notes into one short synthesis about the topic, in four to six sentences of plain prose. Keep the \
+paper numbers in square brackets after each claim exactly as they appear in the notes, and add nothing the \
+notes do not say.
 
 Synthesis of "{topic}":"""
 

@@ -45,6 +45,7 @@ class Citation:
     n: int
     paper_id: str
     title: str
+    quote: str = field(default="", compare=False)  # the paper's sentence that best supports the claims citing it
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Answer:
     model: str
     timings: Timings = field(default_factory=Timings)
     used_papers: int = 0  # how many of the given papers the answer cites
+    relevant_papers: int = 0  # how many papers passed the relevance cut-off (summaries may not fit them all)
     checked: list = field(default_factory=list)  # citations.CheckedSentence for every sentence the model wrote
 
     def to_json(self) -> dict:
@@ -75,7 +77,7 @@ class Answer:
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
-            "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title} for c in self.citations],
+            "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title, "quote": c.quote} for c in self.citations],
             "sources": [
                 {
                     "n": n,
@@ -88,9 +90,11 @@ class Answer:
                 for n, s in enumerate(self.sources, start=1)
             ],
             "sentences": [
-                {"text": c.text, "citations": list(c.citations), "support": round(c.support, 3), "supported": c.supported}
+                {"text": c.text, "citations": list(c.citations), "support": round(c.support, 3), "supported": c.supported, "quote": c.quote}
                 for c in self.checked
             ],
+            "used_papers": self.used_papers,
+            "relevant_papers": self.relevant_papers,
             "model": self.model,
             "timings": {
                 "retrieve_s": round(self.timings.retrieve_s, 4),

@@ -146,10 +146,17 @@ def test_is_abstention_phrases():
 
 def test_citations_for_maps_numbers_to_titles_in_first_use_order():
     text = "Tables are fast [2]. Fins push water [1]. Both [2][1] agree."
-    assert citations.citations_for(text, SOURCES) == [
-        Citation(2, SOURCES[1].paper_id, "Tabular Transformers"),
-        Citation(1, SOURCES[0].paper_id, "Fin Ray Control"),
+    cites = citations.citations_for(text, SOURCES)
+    assert [(c.n, c.paper_id, c.title) for c in cites] == [
+        (2, SOURCES[1].paper_id, "Tabular Transformers"),
+        (1, SOURCES[0].paper_id, "Fin Ray Control"),
     ]
+
+
+def test_each_citation_quotes_the_paper_sentence_that_supports_it():
+    text = "A transformer classifies small tabular datasets quickly [2]."
+    (cite,) = citations.citations_for(text, SOURCES)
+    assert cite.quote in SOURCES[1].text and "tabular" in cite.quote
 
 
 def test_citations_for_never_names_a_paper_not_given():

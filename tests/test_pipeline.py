@@ -170,7 +170,8 @@ def test_summarize_uses_more_papers_than_ask(seeded_fake_llm, fake_llm):
     topic = "reinforcement learning agents and value functions"
     fake_llm.queue(_echo_first_source, _echo_first_source)
     asked = seeded_fake_llm.ask(topic)
-    summary = seeded_fake_llm.summarize(topic)
+    one_pass = seeded_fake_llm.settings.with_overrides(summary_max_papers=seeded_fake_llm.settings.summary_k)
+    summary = Rag(one_pass, embedder=seeded_fake_llm.embedder, generator=fake_llm).summarize(topic)
     ask_prompt, summary_prompt = fake_llm.prompts
     assert len(SOURCE_HEADER.findall(ask_prompt)) == len(asked.sources) <= seeded_fake_llm.settings.k
     assert len(SOURCE_HEADER.findall(summary_prompt)) == len(summary.sources) > len(asked.sources)
@@ -178,6 +179,22 @@ def test_summarize_uses_more_papers_than_ask(seeded_fake_llm, fake_llm):
     assert f'Synthesis of "{topic}"' in summary_prompt
     assert fake_llm.max_tokens == [seeded_fake_llm.settings.max_tokens, seeded_fake_llm.settings.summary_max_tokens]
     assert not summary.abstained and [c.n for c in summary.citations] == [1]
+
+
+def test_summary_of_more_papers_than_fit_is_done_in_groups_then_combined(seeded_fake_llm, fake_llm):
+    topic = "reinforcement learning agents and value functions"
+    settings = seeded_fake_llm.settings.with_overrides(summary_k=2, summary_max_papers=6, summary_min_relevance=0.0)
+    def echo_group(messages) -> str:  # groups are numbered globally: 1-2, 3-4, 5-6
+        m = re.search(r'\n\[(\d+)\] "[^\n]*\n([^\n]*?\.)\s', messages[-1]["content"])
+        return f"{m.group(2).rstrip('.')} [{m.group(1)}]."
+
+    fake_llm.queue(echo_group, echo_group, echo_group, lambda m: "Notes agree [1].")
+    summary = Rag(settings, embedder=seeded_fake_llm.embedder, generator=fake_llm).summarize(topic)
+    assert len(fake_llm.prompts) == 4  # three groups of two papers, then one combining call
+    assert "Notes from several groups" in fake_llm.prompts[-1]
+    assert len(summary.sources) == 6 and summary.relevant_papers == 6
+    assert all(c.title in {s.title for s in summary.sources} for c in summary.citations)
+    assert "[3]" in fake_llm.prompts[-1] and "[5]" in fake_llm.prompts[-1]  # the groups' notes keep their numbers
 
 
 def test_k_overrides_the_number_of_papers(seeded_fake_llm, fake_llm):
@@ -194,7 +211,8 @@ def test_answer_to_json_contract(seeded_fake_llm, fake_llm):
     assert data["question"] == AUG_Q and data["abstained"] is False and data["model"] == "fake-llm"
     assert isinstance(data["answer"], str) and data["answer"]
     assert data["citations"] and all({"n", "paper_id", "title"} <= set(c) for c in data["citations"])
-    assert data["citations"][0] == {"n": 1, "paper_id": corpus.paper_id_for(AUG), "title": AUG}
+    assert {k: data["citations"][0][k] for k in ("n", "paper_id", "title")} == {"n": 1, "paper_id": corpus.paper_id_for(AUG), "title": AUG}
+    assert data["citations"][0]["quote"] in data["sources"][0]["text"]
     assert data["sources"]
     for n, s in enumerate(data["sources"], 1):
         assert {"n", "paper_id", "title", "score", "text"} <= set(s)
