@@ -29,6 +29,8 @@ DataDir = typer.Option(None, "--data-dir", help="Store location (env RAG_DATA_DI
 ModelOpt = typer.Option(None, "--model", "-m", help="Model name from `rag models list` or a .gguf path (env RAG_MODEL).", show_default=False)
 KOpt = typer.Option(None, "-k", "--k", min=1, help="How many papers to use.", show_default=False)
 JsonOpt = typer.Option(False, "--json", help="Print JSON only.")
+ChromaOpt = typer.Option(None, "--chroma-url", help="Use a Chroma server, http://HOST:PORT (env RAG_CHROMA_URL).", show_default=False)
+LlmOpt = typer.Option(None, "--llm-url", help="Generate with an OpenAI-compatible server, http://HOST:PORT/v1 (env RAG_LLM_URL).", show_default=False)
 QuotesOpt = typer.Option(False, "--show-quotes", help="Under each cited title, print the paper's sentence that supports the claim.")
 
 
@@ -85,6 +87,7 @@ def _stream(enabled: bool):
 def ingest(
     paths: Optional[List[Path]] = typer.Argument(None, help="Files or folders (.txt, .md). Default: seeds/.", show_default=False),
     data_dir: Optional[Path] = DataDir,
+    chroma_url: Optional[str] = ChromaOpt,
     as_json: bool = JsonOpt,
 ):
     """Index papers; unchanged files cost nothing on re-ingest.
@@ -94,7 +97,7 @@ def ingest(
     from rag.progress import bar
 
     with _errors():
-        rag = _rag(data_dir=data_dir)
+        rag = _rag(data_dir=data_dir, chroma_url=chroma_url)
         with bar("embedding", "chunks", disable=as_json) as progress:
             report = rag.ingest(paths or None, progress=progress)
     if as_json:
@@ -112,6 +115,8 @@ def ask(
     k: Optional[int] = KOpt,
     model: Optional[str] = ModelOpt,
     data_dir: Optional[Path] = DataDir,
+    chroma_url: Optional[str] = ChromaOpt,
+    llm_url: Optional[str] = LlmOpt,
     as_json: bool = JsonOpt,
     show_quotes: bool = QuotesOpt,
 ):
@@ -120,7 +125,7 @@ def ask(
     Example: rag ask "Which papers prove regret bounds for control algorithms?"
     """
     with _errors():
-        answer = _rag(data_dir=data_dir, model=model).ask(question, k=k, on_token=_stream(not as_json))
+        answer = _rag(data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url).ask(question, k=k, on_token=_stream(not as_json))
     _print_json(answer.to_json()) if as_json else _print_answer(answer, streamed=True, quotes=show_quotes)
 
 
@@ -130,6 +135,8 @@ def summarize(
     k: Optional[int] = KOpt,
     model: Optional[str] = ModelOpt,
     data_dir: Optional[Path] = DataDir,
+    chroma_url: Optional[str] = ChromaOpt,
+    llm_url: Optional[str] = LlmOpt,
     as_json: bool = JsonOpt,
     show_quotes: bool = QuotesOpt,
 ):
@@ -138,7 +145,7 @@ def summarize(
     Example: rag summarize "reward modelling for RLHF"
     """
     with _errors():
-        answer = _rag(data_dir=data_dir, model=model).summarize(topic, k=k, on_token=_stream(not as_json))
+        answer = _rag(data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url).summarize(topic, k=k, on_token=_stream(not as_json))
     _print_json(answer.to_json()) if as_json else _print_answer(answer, streamed=True, quotes=show_quotes)
 
 
@@ -147,6 +154,7 @@ def search(
     query: str = typer.Argument(..., help="What to look for."),
     k: int = typer.Option(5, "-k", "--k", min=1, help="How many papers to show."),
     data_dir: Optional[Path] = DataDir,
+    chroma_url: Optional[str] = ChromaOpt,
     as_json: bool = JsonOpt,
 ):
     """Find the most relevant papers without running the model (fast).
@@ -154,7 +162,7 @@ def search(
     Example: rag search "graph neural networks for recommendation" -k 3
     """
     with _errors():
-        sources = _rag(data_dir=data_dir).search(query, k=k)
+        sources = _rag(data_dir=data_dir, chroma_url=chroma_url).search(query, k=k)
     if as_json:
         results = [
             {"rank": i, "paper_id": s.paper_id, "title": s.title, "score": round(s.score, 6), "text": s.text}
@@ -168,13 +176,13 @@ def search(
 
 
 @app.command()
-def papers(data_dir: Optional[Path] = DataDir, as_json: bool = JsonOpt):
+def papers(data_dir: Optional[Path] = DataDir, as_json: bool = JsonOpt, chroma_url: Optional[str] = ChromaOpt):
     """List the indexed papers.
 
     Example: rag papers --json
     """
     with _errors():
-        infos = _rag(data_dir=data_dir).papers()
+        infos = _rag(data_dir=data_dir, chroma_url=chroma_url).papers()
     if as_json:
         _print_json([{"paper_id": p.paper_id, "title": p.title, "authors": list(p.authors), "source": p.source, "chunks": p.chunks} for p in infos])
         return
@@ -185,13 +193,18 @@ def papers(data_dir: Optional[Path] = DataDir, as_json: bool = JsonOpt):
 
 
 @app.command()
-def doctor(model: Optional[str] = ModelOpt, data_dir: Optional[Path] = DataDir):
+def doctor(
+    model: Optional[str] = ModelOpt,
+    data_dir: Optional[Path] = DataDir,
+    chroma_url: Optional[str] = ChromaOpt,
+    llm_url: Optional[str] = LlmOpt,
+):
     """Check, offline, that the models are present and verified and the papers are indexed.
 
     Example: rag doctor
     """
     with _errors():
-        checks = _rag(data_dir=data_dir, model=model).doctor()
+        checks = _rag(data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url).doctor()
     for c in checks:
         typer.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" + ("" if c.ok else f"  -> run `{c.fix}`"))
     if not all(c.ok for c in checks):
@@ -205,6 +218,8 @@ def evaluate(
     synthetic: int = typer.Option(0, "--synthetic", min=0, help="Instead of a file: N questions made from the indexed papers (retrieval only)."),
     model: Optional[str] = ModelOpt,
     data_dir: Optional[Path] = DataDir,
+    chroma_url: Optional[str] = ChromaOpt,
+    llm_url: Optional[str] = LlmOpt,
     as_json: bool = JsonOpt,
 ):
     """Measure retrieval (BM25, dense, hybrid side by side) and answer quality on a question set.
@@ -216,7 +231,7 @@ def evaluate(
     from rag.progress import bar
 
     with _errors():
-        rag = _rag(data_dir=data_dir, model=model)
+        rag = _rag(data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)
         if synthetic:
             items, no_llm = evaluation.synthetic_questions(rag, synthetic), True
         elif questions is None:

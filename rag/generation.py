@@ -111,3 +111,64 @@ class LlamaCppGenerator:
         completion = len(pieces)
         prompt = max(llm.n_tokens - completion, 0)
         return Generation("".join(pieces), prompt, completion, first or total, total, finish == "length")
+
+
+class RemoteGenerator:
+    """Any OpenAI-compatible server (llama-cpp-python's `llama_cpp.server`, llama.cpp's
+    `llama-server`, vLLM) at `base_url` (ending in /v1). Streaming, citations and abstention go
+    through the same pipeline as the local model; only the tokens come from elsewhere."""
+
+    def __init__(self, base_url: str, model: str = "default", timeout: float = 300.0):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = f"{model}@{self.base_url}"
+        self.timeout = timeout
+
+    def generate(self, messages: list[dict], max_tokens: int, on_token: OnToken | None = None) -> Generation:
+        import json
+
+        import httpx
+
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        start = time.perf_counter()
+        first, pieces, finish, usage = 0.0, [], None, {}
+        try:
+            with httpx.stream("POST", f"{self.base_url}/chat/completions", json=body, timeout=self.timeout) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise ModelError(f"model server at {self.base_url} answered {response.status_code}: {response.text[:200]}")
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    event = json.loads(data)
+                    usage = event.get("usage") or usage
+                    for choice in event.get("choices") or []:
+                        finish = choice.get("finish_reason") or finish
+                        delta = (choice.get("delta") or {}).get("content")
+                        if delta:
+                            if not pieces:
+                                first = time.perf_counter() - start
+                            pieces.append(delta)
+                            if on_token:
+                                on_token(delta)
+        except httpx.HTTPError as exc:
+            raise ModelError(f"cannot reach the model server at {self.base_url} ({exc.__class__.__name__}); is it running?") from None
+        total = time.perf_counter() - start
+        return Generation(
+            "".join(pieces),
+            int(usage.get("prompt_tokens", 0)),
+            int(usage.get("completion_tokens", len(pieces))),
+            first or total,
+            total,
+            finish == "length",
+        )

@@ -43,7 +43,7 @@ class Rag:
         store: Store | None = None,
     ):
         self.settings = settings or Settings.load()
-        self.store = store or Store(self.settings.data_dir, self.settings.collection)
+        self.store = store or Store(self.settings.data_dir, self.settings.collection, url=self.settings.chroma_url or None)
         self._embedder = embedder
         self._generator = generator
         self._retriever: Retriever | None = None
@@ -60,6 +60,10 @@ class Rag:
 
     @property
     def generator(self) -> Generator:
+        if self._generator is None and self.settings.llm_url:
+            from rag.generation import RemoteGenerator
+
+            self._generator = RemoteGenerator(self.settings.llm_url)
         if self._generator is None:
             from rag.generation import LlamaCppGenerator
             from rag.models import resolve_llm
@@ -104,7 +108,8 @@ class Rag:
             gone = [
                 pid
                 for pid, old in existing.items()
-                if pid not in incoming and (old.source in read_sources or not Path(old.source).exists())
+                # On a shared server another machine's paths are not ours to judge.
+                if pid not in incoming and (old.source in read_sources or (not store.url and not Path(old.source).exists()))
             ]
             try:
                 report.chunks_embedded = self._embed_and_store(store, to_embed, progress)
@@ -116,7 +121,7 @@ class Rag:
                     from rag.retrieval import LexicalIndex
 
                     generation = store.bump_generation()
-                    LexicalIndex(store.all_chunks()).save(store.data_dir / "lexical", generation)
+                    LexicalIndex(store.all_chunks()).save(store.cache_dir / "lexical", generation)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -267,12 +272,18 @@ class Rag:
         from rag import models
 
         checks = []
+        if self.settings.llm_url:
+            try:
+                self.generator.generate(prompts.messages("Say OK."), 2)
+                checks.append(Check(f"model server {self.settings.llm_url}", True, "answers"))
+            except RagError as exc:
+                checks.append(Check(f"model server {self.settings.llm_url}", False, str(exc), "start the model server"))
         for spec in models.REGISTRY.values():
-            if spec.kind == "llm" and spec.name != self.settings.model:
+            if spec.kind == "llm" and (spec.name != self.settings.model or self.settings.llm_url):
                 continue
             status = models.check(spec, self.settings.models_dir, full=True)
             checks.append(Check(f"model {spec.name}", status.verified, status.detail, f"rag models pull {spec.name}"))
-        if self.settings.model not in models.REGISTRY:
+        if self.settings.model not in models.REGISTRY and not self.settings.llm_url:
             try:
                 models.resolve_llm(self.settings.model, self.settings.models_dir)
                 checks.append(Check(f"model {self.settings.model}", True, "ok"))
@@ -282,7 +293,7 @@ class Rag:
             count = self.store.count()
             papers = len(self.store.stored_papers())
             ok = count > 0
-            checks.append(Check("store", ok, f"{papers} papers, {count} chunks in {self.store.path}", "rag ingest"))
+            checks.append(Check("store", ok, f"{papers} papers, {count} chunks in {self.store.url or self.store.path}", "rag ingest"))
         except RagError as exc:
             checks.append(Check("store", False, str(exc), "rag ingest"))
         return checks

@@ -112,7 +112,7 @@ class LexicalIndex:
 
     @classmethod
     def for_store(cls, store: Store, generation: int) -> "LexicalIndex":
-        folder = store.data_dir / "lexical"
+        folder = store.cache_dir / "lexical"
         index = cls.load(folder, generation)
         if index is None:
             index = cls(store.all_chunks())

@@ -33,6 +33,8 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir, metadata=_meta("Where the Chroma store and indexes live."))
     models_dir: Path = field(default_factory=_default_models_dir, metadata=_meta("Where `rag models pull` puts model files."))
     model: str = field(default="qwen2.5-coder-1.5b", metadata=_meta("Local model: a name from `rag models list` or a path to any GGUF file."))
+    chroma_url: str = field(default="", metadata=_meta("A Chroma server (http://HOST:PORT) to use instead of the embedded store."))
+    llm_url: str = field(default="", metadata=_meta("An OpenAI-compatible server (http://HOST:PORT/v1) to generate with instead of the local model."))
     collection: str = field(default="papers", metadata=_meta("Chroma collection name."))
     k: int = field(default=3, metadata=_meta("Papers given to the model for `ask`."))
     list_k: int = field(default=5, metadata=_meta("Papers given to the model for a 'which papers ...' question."))

@@ -9,9 +9,12 @@ passed in, so Chroma's default (downloading) embedding function is never used.
 from __future__ import annotations
 
 import contextlib
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -61,9 +64,10 @@ def _join_chunks(texts: list[str]) -> str:
 class Store:
     """One Chroma collection in `data_dir`; opened lazily so commands that fail early stay fast."""
 
-    def __init__(self, data_dir: Path, collection: str = "papers"):
+    def __init__(self, data_dir: Path, collection: str = "papers", url: str | None = None):
         self.data_dir = Path(data_dir)
         self.collection_name = collection
+        self.url = url  # a Chroma server instead of the embedded store; data_dir then only holds caches
         self._client = None
         self._collection = None
         self.dirty = False  # written since the generation was last bumped
@@ -72,20 +76,46 @@ class Store:
     def path(self) -> Path:
         return self.data_dir / "chroma"
 
+    @property
+    def location(self) -> str:
+        return self.url or str(self.data_dir)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where caches built from this store live (the BM25 index): one folder per server."""
+        if not self.url:
+            return self.data_dir
+        return self.data_dir / "servers" / re.sub(r"[^A-Za-z0-9.-]+", "_", f"{self.url}_{self.collection_name}")
+
     def exists(self) -> bool:
-        return (self.path / "chroma.sqlite3").exists()
+        return bool(self.url) or (self.path / "chroma.sqlite3").exists()
+
+    def _connect(self):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        if not self.url:
+            self.path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
+        parts = urlsplit(self.url)
+        if not parts.hostname:
+            raise StoreError(f"--chroma-url needs http://HOST:PORT, got {self.url!r}")
+        try:
+            return chromadb.HttpClient(
+                host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 8000),
+                ssl=parts.scheme == "https", settings=chroma_settings,
+            )
+        except Exception as exc:  # connection errors surface here, typed by the HTTP library
+            raise StoreError(f"cannot reach the Chroma server at {self.url} ({exc.__class__.__name__}); is it running?") from None
 
     def _col(self, create: bool = False):
         if self._collection is not None:
             return self._collection
         if not create and not self.exists():
-            raise StoreError(f"nothing is indexed in {self.data_dir}; run `rag ingest` first")
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        self.path.mkdir(parents=True, exist_ok=True)
+            raise StoreError(f"nothing is indexed in {self.location}; run `rag ingest` first")
+        self._client = self._connect()
         try:
-            self._client = chromadb.PersistentClient(path=str(self.path), settings=ChromaSettings(anonymized_telemetry=False))
             if create:
                 self._collection = self._client.get_or_create_collection(
                     self.collection_name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
@@ -96,14 +126,20 @@ class Store:
             raise
         except Exception as exc:  # chromadb raises many types; the user needs one line
             if not create and "does not exist" in str(exc):
-                raise StoreError(f"nothing is indexed in {self.data_dir}; run `rag ingest` first") from None
-            raise StoreError(f"cannot open the store at {self.path}: {exc}") from None
+                raise StoreError(f"nothing is indexed in {self.location}; run `rag ingest` first") from None
+            raise StoreError(f"cannot open the store at {self.url or self.path}: {exc}") from None
         return self._collection
 
     @contextlib.contextmanager
     def writer(self) -> Iterator["Store"]:
-        """One writer at a time: Chroma's embedded store is not safe for concurrent writers."""
+        """One writer at a time: Chroma's embedded store is not safe for concurrent writers. A Chroma
+        server orders concurrent writes itself, so no lock is taken for it."""
         from filelock import FileLock, Timeout
+
+        if self.url:
+            self._col(create=True)
+            yield self
+            return
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.data_dir / "ingest.lock"))
@@ -218,7 +254,9 @@ class Store:
             self._col(create=True).delete(where={"paper_id": {"$in": list(paper_ids)}})
 
     def bump_generation(self) -> int:
-        gen = self.generation() + 1
+        # A timestamp, not just +1: two clients of one server writing at once must not both
+        # claim the same generation, or one's cached index would hide the other's papers.
+        gen = max(self.generation() + 1, time.time_ns() // 1000)
         self._col(create=True).modify(metadata={"generation": gen})
         self.dirty = False
         return gen

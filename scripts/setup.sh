@@ -24,7 +24,7 @@ echo "==> installing dependencies (the first build of llama-cpp-python takes a f
 "$VENV/bin/python" -m pip install -q -e ".[test]"
 
 echo "==> fetching models (once)"
-"$VENV/bin/rag" models pull
+"$VENV/bin/rag" models pull --all
 
 echo "==> indexing the seed papers"
 "$VENV/bin/rag" ingest seeds/
