@@ -194,7 +194,7 @@ def test_answer_to_json_contract(seeded_fake_llm, fake_llm):
     assert data["question"] == AUG_Q and data["abstained"] is False and data["model"] == "fake-llm"
     assert isinstance(data["answer"], str) and data["answer"]
     assert data["citations"] and all({"n", "paper_id", "title"} <= set(c) for c in data["citations"])
-    assert data["citations"][0] == {"n": 1, "paper_id": corpus.paper_id_for(AUG), "title": AUG}
+    assert data["citations"][0] == {"n": 1, "paper_id": corpus.paper_id_for(AUG), "title": AUG, "page": None}  # listings have no pages
     assert data["sources"]
     for n, s in enumerate(data["sources"], 1):
         assert {"n", "paper_id", "title", "score", "text"} <= set(s)
