@@ -108,7 +108,7 @@ def ingest(
         with bar("embedding", "chunks", disable=as_json) as progress:
             report = rag.ingest(paths or None, progress=progress)
     for line in report.skipped:
-        typer.echo(f"warning: skipped {line}", err=True)
+        typer.echo(f"warning: {line}", err=True)
     if as_json:
         _print_json(vars(report))
     else:

@@ -258,9 +258,10 @@ class Skipped:
 
     path: str
     reason: str
+    whole_file: bool = True  # False: the file was read, one part of it was not
 
     def line(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return f"{self.path}: {self.reason}" + ("; file skipped" if self.whole_file else "")
 
 
 @dataclass
@@ -336,5 +337,5 @@ def load_batch(paths: list[Path]) -> Batch:
             batch.skipped.append(Skipped(str(path), reason[len(prefix):] if reason.startswith(prefix) else reason))
             continue
         batch.files.append(f)
-        batch.skipped.extend(Skipped(str(path), p) for p in f.problems)
+        batch.skipped.extend(Skipped(str(path), p, whole_file=False) for p in f.problems)
     return batch

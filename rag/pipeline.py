@@ -84,7 +84,7 @@ class Rag:
         batch = corpus.load_batch(list(paths) if paths else [self.settings.seed_dir])
         if batch.skipped and not batch.files:
             more = f" (and {len(batch.skipped) - 1} more files skipped)" if len(batch.skipped) > 1 else ""
-            raise InputError(f"{batch.skipped[0].line()}{more}")
+            raise InputError(f"{batch.skipped[0].path}: {batch.skipped[0].reason}{more}")
         files = batch.files
         incoming: dict[str, tuple] = {}  # paper_id -> (paper, file hash, sources it was read from)
         for f in files:
@@ -103,11 +103,12 @@ class Rag:
 
         with self.store.writer() as store:
             existing = store.stored_papers()
+            self._merge_other_sources(incoming, existing, read_sources)
             to_embed = []
             for pid, (paper, fhash, sources) in incoming.items():
                 old = existing.get(pid)
                 chash = corpus.content_hash(paper)
-                all_sources = sources + [s for s in (kept(old) if old else []) if s not in sources]
+                all_sources = sorted(set(sources) | set(kept(old) if old else []))
                 if old is None or old.content_hash != chash:
                     to_embed.append((paper, fhash, chash, old.chunks if old else 0, all_sources))
                     report.added += old is None
@@ -138,6 +139,26 @@ class Rag:
                     LexicalIndex(store.all_chunks()).save(store.data_dir / "lexical", generation)
         report.seconds = time.perf_counter() - started
         return report
+
+    @staticmethod
+    def _merge_other_sources(incoming: dict, existing: dict, read_sources: set[str]) -> None:
+        """A paper read from one of its files (the PDF) is merged with its other files (the .bib)
+        that this batch did not read, so its stored metadata does not flip with what was given."""
+        wanted: dict[str, list[str]] = {}
+        for pid in incoming:
+            old = existing.get(pid)
+            for src in old.sources if old else ():
+                if src not in read_sources and Path(src).exists():
+                    wanted.setdefault(src, []).append(pid)
+        for src, pids in wanted.items():
+            try:
+                other = corpus.read_file(Path(src))
+            except InputError:
+                continue  # unreadable now: it keeps its place as a source, as a skipped file would
+            for paper in other.papers:
+                if paper.paper_id in pids:
+                    merged, fhash, sources = incoming[paper.paper_id]
+                    incoming[paper.paper_id] = (corpus.merge_sources(merged, paper), fhash, sources + [src])
 
     def _embed_and_store(self, store: Store, work: list, progress: Progress | None, batch_chunks: int = 64) -> int:
         s = self.settings

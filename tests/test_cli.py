@@ -258,7 +258,7 @@ def test_ingest_batch_with_bad_files_warns_and_exits_1(runner, fake_embedding_cl
     result = run(runner, "ingest", str(good), str(blob), str(empty))
     assert result.exit_code == 1, (result.output, result.exception)
     warnings = [l for l in result.stderr.strip().splitlines() if not l.startswith("embedding")]  # the progress bar
-    assert len(warnings) == 2 and all(w.startswith("warning: skipped ") for w in warnings), warnings
+    assert len(warnings) == 2 and all(w.startswith("warning: ") and w.endswith("; file skipped") for w in warnings), warnings
     assert "blob.txt: not a text file" in warnings[0] and "empty.txt: the file is empty" in warnings[1]
     assert result.stdout.startswith("1 papers from 1 files: 1 added")
 

@@ -151,10 +151,12 @@ def test_paper_stays_while_any_source_remains(ingested_library, library, fake_em
     assert SPARSE not in by_title(ingested_library)
 
 
-def test_reingesting_one_source_keeps_the_other(ingested_library, library, fake_embedder):
+def test_reingesting_one_source_keeps_the_other_and_its_metadata(ingested_library, library, fake_embedder):
     fake_embedder.calls.clear()
     report = ingested_library.ingest([library / "pdfs" / "sparse.pdf"])
-    assert report.removed == 0 and len(by_title(ingested_library)[SPARSE].sources) == 2
+    assert report.removed == 0 and report.unchanged == 1 and fake_embedder.calls == []
+    sparse = by_title(ingested_library)[SPARSE]
+    assert len(sparse.sources) == 2 and sparse.venue == "Imaginary ML"
 
 
 def test_renamed_pdf_is_not_reembedded(ingested_library, library, fake_embedder):
@@ -248,7 +250,7 @@ def test_bad_files_are_skipped_with_one_reason_each(fake_rag, library, monkeypat
     (library / "refs.bib").write_text(BROKEN_ENTRY + BIB, encoding="utf-8")
     monkeypatch.setattr(corpus, "MAX_FILE_BYTES", 100_000)
     report = fake_rag.ingest([library])
-    reasons = {Path(line.split(": ")[0]).name: line.split(": ", 1)[1] for line in report.skipped}
+    reasons = {Path(line.split(": ")[0]).name: line.split(": ", 1)[1].removesuffix("; file skipped") for line in report.skipped}
     assert len(report.skipped) == 6, report.skipped
     assert "corrupt PDF" in reasons["corrupt.pdf"]
     assert "no text layer" in reasons["scan.pdf"]
