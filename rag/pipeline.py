@@ -293,8 +293,10 @@ class Rag:
         return answer
 
     def _with_full_text(self, sources: list[Source]) -> list[Source]:
-        texts = self.store.paper_texts([s.paper_id for s in sources])
-        return [_replace_text(s, texts.get(s.paper_id, s.text)) for s in sources]
+        """Whole abstracts; a full-text paper (it has pages) keeps its best chunk instead, since the
+        budget cut would keep only its first pages, which are rarely the ones that answer."""
+        texts = self.store.paper_texts([s.paper_id for s in sources if s.page is None])
+        return [s if s.page is not None else _replace_text(s, texts.get(s.paper_id, s.text)) for s in sources]
 
     def _model_name(self) -> str:
         return self._generator.name if self._generator is not None else self.settings.model

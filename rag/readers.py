@@ -73,7 +73,7 @@ def read_pdf(data: bytes, source: str, name: str) -> Paper:
             reader = PdfReader(io.BytesIO(data))
             if reader.is_encrypted and not reader.decrypt(""):
                 raise InputError(f"{name}: the PDF is encrypted")
-            pages = [page.extract_text() or "" for page in reader.pages]
+            pages = [_page_text(page) for page in reader.pages]
             meta = reader.metadata
     except InputError:
         raise
@@ -96,6 +96,14 @@ def read_pdf(data: bytes, source: str, name: str) -> Paper:
         paper_id=paper_id_for(title), title=title, authors=tuple(authors), abstract=abstract,
         source=source, year=year, blocks=tuple(blocks),
     )
+
+
+def _page_text(page) -> str:
+    """One damaged page costs that page, not the paper."""
+    try:
+        return page.extract_text() or ""
+    except Exception:
+        return ""
 
 
 def pdf_blocks(pages: list[str]) -> list[Block]:
