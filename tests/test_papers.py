@@ -349,3 +349,17 @@ def test_cli_papers_remove_and_filters(library, monkeypatch):
     assert bad.exit_code == 2 and bad.stderr.startswith("error: --year")
     gone = runner.invoke(cli.app, ["remove", str(library / "note.md")])
     assert gone.exit_code == 0 and "Zorblax Field Notes" in gone.stdout and gone.stdout.strip().endswith("1 papers removed")
+
+
+def test_summarize_with_filters_only_sees_matching_papers(ingested_library, fake_llm):
+    fake_llm.queue("Learned dynamics models that respect symmetries conserve energy over long rollouts [1].")
+    answer = ingested_library.summarize("energy conservation in learned dynamics", k=3, filters=Filters(author="noether"))
+    assert [s.title for s in answer.sources] == ["Symmetry and Conservation in Learned Dynamics"]
+    assert "Sparse Routing" not in fake_llm.prompts[0]
+
+
+def test_metadata_written_before_sources_were_lists_still_reads():
+    from rag.filters import sources_of
+
+    assert sources_of({"source": "/a/old.txt"}) == ["/a/old.txt"]
+    assert sources_of({"source": "/a/x.pdf", "sources": json.dumps(["/a/x.pdf", "/a/x.bib"])}) == ["/a/x.pdf", "/a/x.bib"]
