@@ -7,9 +7,10 @@
 """
 
 from rag.errors import InputError, ModelError, RagError, StoreError
+from rag.filters import Filters
 from rag.pipeline import Rag
 from rag.settings import Settings
 from rag.types import Answer, Chunk, Citation, Paper, Source
 
-__all__ = ["Rag", "Settings", "Answer", "Chunk", "Citation", "Paper", "Source", "RagError", "InputError", "ModelError", "StoreError"]
+__all__ = ["Rag", "Settings", "Filters", "Answer", "Chunk", "Citation", "Paper", "Source", "RagError", "InputError", "ModelError", "StoreError"]
 __version__ = "0.1.0"

@@ -40,8 +40,44 @@ def chunk_text(text: str, max_words: int = 180, overlap: int = 1) -> list[str]:
 
 def chunk_paper(paper: Paper, max_words: int = 180, overlap: int = 1) -> list[Chunk]:
     """A paper with no abstract still gets one chunk (its title) so it stays searchable."""
+    if paper.blocks:
+        return chunk_blocks(paper, max_words, overlap)
     pieces = chunk_text(paper.abstract, max_words, overlap) if paper.abstract else [paper.title]
     return [Chunk(chunk_id=f"{paper.paper_id}:{i}", paper_id=paper.paper_id, index=i, text=t) for i, t in enumerate(pieces)]
+
+
+def chunk_blocks(paper: Paper, max_words: int = 180, overlap: int = 1) -> list[Chunk]:
+    """Full text follows the paper's structure: whole paragraphs are packed up to `max_words`, a
+    chunk never spans two sections, and it keeps the page it starts on so a citation can name it.
+    A paragraph longer than a chunk is split on sentences as abstracts are."""
+    pieces: list[tuple[str, int | None]] = []
+    current: list[str] = []
+    words, page, section = 0, None, None
+
+    def close() -> None:
+        nonlocal words
+        if current:
+            pieces.append((" ".join(current), page))
+            current.clear()
+        words = 0
+
+    for block in paper.blocks:
+        n = len(block.text.split())
+        if block.section != section or (current and words + n > max_words):
+            close()
+        section = block.section
+        if n > max_words:
+            pieces.extend((t, block.page) for t in chunk_text(block.text, max_words, overlap))
+            continue
+        if not current:
+            page = block.page
+        current.append(block.text)
+        words += n
+    close()
+    return [
+        Chunk(chunk_id=f"{paper.paper_id}:{i}", paper_id=paper.paper_id, index=i, text=t, page=p)
+        for i, (t, p) in enumerate(pieces)
+    ]
 
 
 def dense_text(title: str, text: str) -> str:

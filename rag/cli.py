@@ -32,6 +32,16 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON only.")
 ChromaOpt = typer.Option(None, "--chroma-url", help="Use a Chroma server, http://HOST:PORT (env RAG_CHROMA_URL).", show_default=False)
 LlmOpt = typer.Option(None, "--llm-url", help="Generate with an OpenAI-compatible server, http://HOST:PORT/v1 (env RAG_LLM_URL).", show_default=False)
 QuotesOpt = typer.Option(False, "--show-quotes", help="Under each cited title, print the paper's sentence that supports the claim.")
+AuthorOpt = typer.Option(None, "--author", help="Only papers with an author name containing this.", show_default=False)
+YearOpt = typer.Option(None, "--year", help="Only papers from this year or range: 2021, 2020..2023, 2020.., ..2023.", show_default=False)
+SourceOpt = typer.Option(None, "--source", help="Only papers read from this file or folder (or a path containing this).", show_default=False)
+TitleOpt = typer.Option(None, "--title", help="Only papers whose title contains this.", show_default=False)
+
+
+def _filters(author, year, source, title):
+    from rag.filters import Filters
+
+    return Filters.parse(author=author, year=year, source=source, title=title)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -68,7 +78,7 @@ def _print_answer(answer, streamed: bool, quotes: bool = False) -> None:
         typer.echo(answer.answer)
     typer.echo("\n\nSources:" if streamed else "\nSources:")
     for c in sorted(answer.citations, key=lambda c: c.n):
-        typer.echo(f"  [{c.n}] {c.title}")
+        typer.echo(f"  [{c.n}] {c.label()}")
         if quotes and c.quote:
             typer.echo(f'      "{c.quote}"')
     if answer.relevant_papers > 1:
@@ -85,14 +95,17 @@ def _stream(enabled: bool):
 
 @app.command()
 def ingest(
-    paths: Optional[List[Path]] = typer.Argument(None, help="Files or folders (.txt, .md). Default: seeds/.", show_default=False),
+    paths: Optional[List[Path]] = typer.Argument(
+        None, help="Files or folders (PDF, BibTeX, listings, .txt, .md; folders recursively). Default: seeds/.", show_default=False
+    ),
     data_dir: Optional[Path] = DataDir,
     chroma_url: Optional[str] = ChromaOpt,
     as_json: bool = JsonOpt,
 ):
-    """Index papers; unchanged files cost nothing on re-ingest.
+    """Index papers; unchanged files cost nothing on re-ingest. A file that cannot be read is
+    skipped with one warning line and exit code 1; the rest is ingested.
 
-    Example: rag ingest seeds/ my-notes.md
+    Example: rag ingest seeds/ ~/papers/ refs.bib
     """
     from rag.progress import bar
 
@@ -100,13 +113,17 @@ def ingest(
         rag = _rag(data_dir=data_dir, chroma_url=chroma_url)
         with bar("embedding", "chunks", disable=as_json) as progress:
             report = rag.ingest(paths or None, progress=progress)
+    for line in report.skipped:
+        typer.echo(f"warning: {line}", err=True)
     if as_json:
         _print_json(vars(report))
-        return
-    typer.echo(
-        f"{report.papers} papers from {report.files} files: {report.added} added, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {report.removed} removed ({report.chunks_embedded} chunks embedded, {report.seconds:.1f}s)"
-    )
+    else:
+        typer.echo(
+            f"{report.papers} papers from {report.files} files: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {report.removed} removed ({report.chunks_embedded} chunks embedded, {report.seconds:.1f}s)"
+        )
+    if report.skipped:
+        raise typer.Exit(1)  # done, but not everything given was read
 
 
 @app.command()
@@ -119,13 +136,18 @@ def ask(
     llm_url: Optional[str] = LlmOpt,
     as_json: bool = JsonOpt,
     show_quotes: bool = QuotesOpt,
+    author: Optional[str] = AuthorOpt,
+    year: Optional[str] = YearOpt,
+    source: Optional[str] = SourceOpt,
+    title: Optional[str] = TitleOpt,
 ):
     """Answer a question from the indexed papers, citing their titles.
 
-    Example: rag ask "Which papers prove regret bounds for control algorithms?"
+    Example: rag ask "Which papers prove regret bounds for control algorithms?" --year 2020..2023
     """
     with _errors():
-        answer = _rag(data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url).ask(question, k=k, on_token=_stream(not as_json))
+        filters = _filters(author, year, source, title)
+        answer = _rag(data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url).ask(question, k=k, on_token=_stream(not as_json), filters=filters)
     _print_json(answer.to_json()) if as_json else _print_answer(answer, streamed=True, quotes=show_quotes)
 
 
@@ -139,13 +161,18 @@ def summarize(
     llm_url: Optional[str] = LlmOpt,
     as_json: bool = JsonOpt,
     show_quotes: bool = QuotesOpt,
+    author: Optional[str] = AuthorOpt,
+    year: Optional[str] = YearOpt,
+    source: Optional[str] = SourceOpt,
+    title: Optional[str] = TitleOpt,
 ):
     """Write a short synthesis of what the papers say about a topic, each claim cited.
 
-    Example: rag summarize "reward modelling for RLHF"
+    Example: rag summarize "reward modelling for RLHF" --author Christiano
     """
     with _errors():
-        answer = _rag(data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url).summarize(topic, k=k, on_token=_stream(not as_json))
+        filters = _filters(author, year, source, title)
+        answer = _rag(data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url).summarize(topic, k=k, on_token=_stream(not as_json), filters=filters)
     _print_json(answer.to_json()) if as_json else _print_answer(answer, streamed=True, quotes=show_quotes)
 
 
@@ -156,40 +183,90 @@ def search(
     data_dir: Optional[Path] = DataDir,
     chroma_url: Optional[str] = ChromaOpt,
     as_json: bool = JsonOpt,
+    author: Optional[str] = AuthorOpt,
+    year: Optional[str] = YearOpt,
+    source: Optional[str] = SourceOpt,
+    title: Optional[str] = TitleOpt,
 ):
     """Find the most relevant papers without running the model (fast).
 
-    Example: rag search "graph neural networks for recommendation" -k 3
+    Example: rag search "graph neural networks for recommendation" -k 3 --year 2021..
     """
     with _errors():
-        sources = _rag(data_dir=data_dir, chroma_url=chroma_url).search(query, k=k)
+        sources = _rag(data_dir=data_dir, chroma_url=chroma_url).search(query, k=k, filters=_filters(author, year, source, title))
     if as_json:
         results = [
-            {"rank": i, "paper_id": s.paper_id, "title": s.title, "score": round(s.score, 6), "text": s.text}
+            {"rank": i, "paper_id": s.paper_id, "title": s.title, "score": round(s.score, 6), "text": s.text, "page": s.page}
             for i, s in enumerate(sources, 1)
         ]
         _print_json({"query": query, "results": results})
         return
     for i, s in enumerate(sources, 1):
-        typer.echo(f"{i}. {s.title}  (relevance {s.score:.2f})")
+        page = f", p. {s.page}" if s.page is not None else ""
+        typer.echo(f"{i}. {s.title}{page}  (relevance {s.score:.2f})")
         typer.echo(f"   {s.text[:200]}{'…' if len(s.text) > 200 else ''}")
 
 
-@app.command()
-def papers(data_dir: Optional[Path] = DataDir, as_json: bool = JsonOpt, chroma_url: Optional[str] = ChromaOpt):
-    """List the indexed papers.
+def _paper_json(p) -> dict:
+    return {
+        "paper_id": p.paper_id, "title": p.title, "authors": list(p.authors), "year": p.year, "venue": p.venue,
+        "source": p.source, "sources": list(p.sources), "chunks": p.chunks,
+    }
 
-    Example: rag papers --json
+
+def _paper_line(p) -> str:
+    authors = f" — {', '.join(p.authors[:3])}{' et al.' if len(p.authors) > 3 else ''}" if p.authors else ""
+    year = f" ({p.year})" if p.year else ""
+    return f"{p.paper_id}  {p.title}{authors}{year}"
+
+
+@app.command()
+def papers(
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = JsonOpt,
+    author: Optional[str] = AuthorOpt,
+    year: Optional[str] = YearOpt,
+    source: Optional[str] = SourceOpt,
+    title: Optional[str] = TitleOpt,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show each paper's sources and chunk count."),
+    chroma_url: Optional[str] = ChromaOpt,
+):
+    """List the indexed papers: id, title, authors, year (with -v: source files and chunks).
+
+    Example: rag papers --year 2020..2023 --author Lovelace --json
     """
     with _errors():
-        infos = _rag(data_dir=data_dir, chroma_url=chroma_url).papers()
+        infos = _rag(data_dir=data_dir, chroma_url=chroma_url).papers(_filters(author, year, source, title))
     if as_json:
-        _print_json([{"paper_id": p.paper_id, "title": p.title, "authors": list(p.authors), "source": p.source, "chunks": p.chunks} for p in infos])
+        _print_json([_paper_json(p) for p in infos])
         return
     for p in infos:
-        authors = f" — {', '.join(p.authors[:3])}{' et al.' if len(p.authors) > 3 else ''}" if p.authors else ""
-        typer.echo(f"{p.paper_id}  {p.title}{authors}")
+        typer.echo(_paper_line(p))
+        if verbose:
+            typer.echo(f"              {p.chunks} chunks from {', '.join(p.sources)}")
     typer.echo(f"{len(infos)} papers")
+
+
+@app.command()
+def remove(
+    targets: List[str] = typer.Argument(..., help="Paper ids (from `rag papers`) or source files/folders."),
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = JsonOpt,
+    chroma_url: Optional[str] = ChromaOpt,
+):
+    """Take papers out of the index, by id or by the file or folder they came from. A paper also
+    read from another file only loses that source.
+
+    Example: rag remove ~/papers/old-draft.pdf 86d9a8fab257
+    """
+    with _errors():
+        removed = _rag(data_dir=data_dir, chroma_url=chroma_url).remove(targets)
+    if as_json:
+        _print_json({"removed": [_paper_json(p) for p in removed]})
+        return
+    for p in removed:
+        typer.echo(f"removed {_paper_line(p)}")
+    typer.echo(f"{len(removed)} papers removed")
 
 
 @app.command()

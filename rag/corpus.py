@@ -1,4 +1,5 @@
-"""Files -> Papers. Reads scraped paper listings and plain text/Markdown documents.
+"""Files -> Papers. Reads scraped paper listings and plain text/Markdown documents here, PDF and
+BibTeX through rag/readers.py; the format is told from the content first, the file name second.
 
 Listings come in two shapes (see seeds/): "title, author lines, abstract" records one line each, and
 blank-line separated "title / abstract" pairs under some page chrome. One small state machine reads
@@ -7,15 +8,18 @@ both, because a line's role follows from what it looks like and what came before
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import InputError
-from rag.types import Paper
+from rag.types import Block, Paper
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
+PAPER_SUFFIXES = TEXT_SUFFIXES | {".pdf", ".bib", ".bibtex"}  # what a folder walk picks up
+MAX_FILE_BYTES = 64 * 1024 * 1024  # bigger inputs are skipped: no paper is that big, a data dump is
 
 _SEE_MORE = re.compile(r"(\s?)(?:…|\.\.\.)\s*\(see more\)\s*", re.IGNORECASE)
 _TRAILING_ELLIPSIS = re.compile(r"\s*(?:…|\.\.\.)\s*$")
@@ -54,6 +58,11 @@ def content_hash(paper: Paper) -> str:
     h = hashlib.sha1()
     for part in (paper.title, "|".join(paper.authors), paper.abstract):
         h.update(part.encode())
+        h.update(b"\0")
+    if paper.year is not None or paper.venue:  # only then, so hashes of older stores stay valid
+        h.update(f"{paper.year}|{paper.venue}".encode())
+    for block in paper.blocks:
+        h.update(f"{block.page}|{block.section}|{block.text}".encode())
         h.update(b"\0")
     return h.hexdigest()[:16]
 
@@ -135,12 +144,12 @@ def merge_papers(papers) -> list[Paper]:
         if seen is None:
             merged[p.paper_id] = p
             continue
-        merged[p.paper_id] = Paper(
-            paper_id=seen.paper_id,
-            title=seen.title,
+        merged[p.paper_id] = dataclasses.replace(
+            seen,
             authors=seen.authors or p.authors,
             abstract=seen.abstract if len(seen.abstract) >= len(p.abstract) else p.abstract,
-            source=seen.source,
+            year=seen.year if seen.year is not None else p.year,
+            venue=seen.venue or p.venue,
         )
     return list(merged.values())
 
@@ -157,7 +166,50 @@ def parse_document(text: str, source: str) -> Paper:
     rest = list(lines)
     rest.remove(title_line)
     body = clean_text(" ".join(l.lstrip("#").strip() for l in rest))
-    return Paper(paper_id=paper_id_for(title), title=title, authors=(), abstract=body, source=source)
+    blocks = document_blocks(text, title_line)
+    return Paper(paper_id=paper_id_for(title), title=title, authors=(), abstract=body, source=source, blocks=blocks)
+
+
+def document_blocks(text: str, title_line: str) -> tuple[Block, ...]:
+    """Paragraphs under their headings, so a long document is chunked along its sections. A short
+    one-paragraph note gets no blocks and is chunked like an abstract, as before."""
+    blocks: list[Block] = []
+    section, para = "", []
+
+    def close() -> None:
+        joined = clean_text(" ".join(para))
+        if joined:
+            blocks.append(Block(joined, None, section))
+        para.clear()
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line == title_line:
+            close()
+        elif re.match(r"#{1,6}\s", line):
+            close()
+            section = clean_text(line.lstrip("#"))
+        else:
+            para.append(line)
+    close()
+    return tuple(blocks) if len(blocks) > 1 else ()
+
+
+def merge_sources(a: Paper, b: Paper) -> Paper:
+    """The same paper from two files (a PDF and its BibTeX entry): the full text comes from the file
+    that has it, the bibliographic fields from the record that is only bibliography, which is the
+    more reliable of the two; the result does not depend on which file came first."""
+    full, record = (a, b) if len(a.blocks) >= len(b.blocks) else (b, a)
+    return Paper(
+        paper_id=a.paper_id,
+        title=record.title if not record.blocks else full.title,
+        authors=record.authors or full.authors,
+        abstract=record.abstract if record.abstract and not record.blocks else max((a.abstract, b.abstract), key=len),
+        source=a.source,
+        year=record.year if record.year is not None else full.year,
+        venue=record.venue or full.venue,
+        blocks=full.blocks,
+    )
 
 
 def looks_like_listing(text: str) -> bool:
@@ -173,12 +225,17 @@ def looks_like_listing(text: str) -> bool:
 
 
 def decode_text(data: bytes, source: str) -> str:
+    """UTF-8, else Windows-1252 (what most non-UTF-8 papers and notes are), else Latin-1, which
+    decodes any bytes; control characters then tell a binary file from text."""
     if b"\x00" in data[:8192]:
         raise InputError(f"{source}: not a text file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = data.decode("latin-1")
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
     controls = sum(1 for c in text[:8192] if ord(c) < 32 and c not in "\n\r\t\f")
     if controls > len(text[:8192]) * 0.05:
         raise InputError(f"{source}: not a text file")
@@ -192,6 +249,25 @@ class SourceFile:
     path: str
     file_hash: str
     papers: tuple[Paper, ...]
+    problems: tuple[str, ...] = ()  # parts of the file that were skipped (a broken BibTeX entry)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input not read, or read only in part, and why: one warning line each."""
+
+    path: str
+    reason: str
+    whole_file: bool = True  # False: the file was read, one part of it was not
+
+    def line(self) -> str:
+        return f"{self.path}: {self.reason}" + ("; file skipped" if self.whole_file else "")
+
+
+@dataclass
+class Batch:
+    files: list[SourceFile]
+    skipped: list[Skipped]
 
 
 def file_hash(data: bytes) -> str:
@@ -199,13 +275,28 @@ def file_hash(data: bytes) -> str:
 
 
 def read_file(path: Path) -> SourceFile:
-    if path.suffix.lower() not in TEXT_SUFFIXES:
-        raise InputError(f"{path}: unsupported file type {path.suffix or '(none)'}; give .txt or .md files")
-    data = path.read_bytes()
+    """One file -> its papers; an `InputError` naming the file if it cannot be read at all."""
+    from rag import readers
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(f"{path}: file too large ({size / 2**20:.0f} MB, limit {MAX_FILE_BYTES / 2**20:.0f} MB)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror or exc.__class__.__name__})") from None
     source = str(path.resolve())
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty")
+    kind = readers.detect_format(data, path.suffix.lower())
+    if kind == "pdf":
+        return SourceFile(path=source, file_hash=file_hash(data), papers=(readers.read_pdf(data, source, str(path)),))
     text = decode_text(data, str(path))
     if not text.strip():
         raise InputError(f"{path}: the file is empty")
+    if kind == "bibtex":
+        bib = readers.read_bibtex(text, source, str(path))
+        return SourceFile(source, file_hash(data), tuple(merge_papers(bib.papers)), tuple(bib.problems))
     markdown = path.suffix.lower() in {".md", ".markdown"} or re.search(r"(?m)^#{1,6}\s", text)
     if not markdown and looks_like_listing(text):
         papers = parse_listing(text, source)
@@ -221,7 +312,7 @@ def discover(paths: list[Path]) -> list[Path]:
         if not path.exists():
             raise InputError(f"{path}: no such file or folder")
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES))
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PAPER_SUFFIXES))
         else:
             files.append(path)
     unique = list(dict.fromkeys(p.resolve() for p in files))
@@ -229,4 +320,22 @@ def discover(paths: list[Path]) -> list[Path]:
 
 
 def load(paths: list[Path]) -> list[SourceFile]:
+    """Strict: the first file that cannot be read is an error (for library callers that want that)."""
     return [read_file(p) for p in discover(paths)]
+
+
+def load_batch(paths: list[Path]) -> Batch:
+    """Every readable file; each bad one is skipped with its reason instead of failing the batch.
+    A path that does not exist is still an error, before anything is read."""
+    batch = Batch([], [])
+    for path in discover(paths):
+        try:
+            f = read_file(path)
+        except InputError as exc:
+            reason = str(exc)
+            prefix = f"{path}: "
+            batch.skipped.append(Skipped(str(path), reason[len(prefix):] if reason.startswith(prefix) else reason))
+            continue
+        batch.files.append(f)
+        batch.skipped.extend(Skipped(str(path), p, whole_file=False) for p in f.problems)
+    return batch

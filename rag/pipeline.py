@@ -13,6 +13,7 @@ from typing import Callable
 from rag import chunking, citations, corpus, prompts
 from rag.embedding import Embedder
 from rag.errors import InputError, RagError
+from rag.filters import Filters
 from rag.generation import Generator, OnToken
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -82,35 +83,55 @@ class Rag:
 
     def ingest(self, paths: list[Path] | None = None, progress: Progress | None = None) -> IngestReport:
         """Index files; unchanged papers cost nothing, changed ones are replaced in place, and papers
-        whose file is gone are removed. Every input is read before the store is touched."""
+        whose files are all gone are removed. Every input is read before the store is touched; a file
+        that cannot be read is skipped and named in `report.skipped`, unless nothing could be read."""
         started = time.perf_counter()
-        files = corpus.load(list(paths) if paths else [self.settings.seed_dir])
-        incoming: dict[str, tuple] = {}
+        batch = corpus.load_batch(list(paths) if paths else [self.settings.seed_dir])
+        if batch.skipped and not batch.files:
+            more = f" (and {len(batch.skipped) - 1} more files skipped)" if len(batch.skipped) > 1 else ""
+            raise InputError(f"{batch.skipped[0].path}: {batch.skipped[0].reason}{more}")
+        files = batch.files
+        incoming: dict[str, tuple] = {}  # paper_id -> (paper, file hash, sources it was read from)
         for f in files:
             for paper in f.papers:
-                incoming.setdefault(paper.paper_id, (paper, f.file_hash))
-        report = IngestReport(files=len(files), papers=len(incoming))
+                seen = incoming.get(paper.paper_id)
+                if seen is None:
+                    incoming[paper.paper_id] = (paper, f.file_hash, [f.path])
+                elif f.path not in seen[2]:
+                    incoming[paper.paper_id] = (corpus.merge_sources(seen[0], paper), seen[1], seen[2] + [f.path])
+        report = IngestReport(files=len(files), papers=len(incoming), skipped=[s.line() for s in batch.skipped])
+        read_sources = {f.path for f in files}
+
+        def kept(old) -> list[str]:
+            """Sources of a stored paper that this batch did not re-read and that still exist."""
+            # On a shared Chroma server another machine's paths are not ours to judge.
+            return [s for s in old.sources if s not in read_sources and (self.store.url or Path(s).exists())]
+
         with self.store.writer() as store:
             existing = store.stored_papers()
+            self._merge_other_sources(incoming, existing, read_sources)
             to_embed = []
-            for pid, (paper, fhash) in incoming.items():
+            for pid, (paper, fhash, sources) in incoming.items():
                 old = existing.get(pid)
                 chash = corpus.content_hash(paper)
+                all_sources = sorted(set(sources) | set(kept(old) if old else []))
                 if old is None or old.content_hash != chash:
-                    to_embed.append((paper, fhash, chash, old.chunks if old else 0))
+                    to_embed.append((paper, fhash, chash, old.chunks if old else 0, all_sources))
                     report.added += old is None
                     report.updated += old is not None
                 else:
-                    if (old.source, old.file_hash) != (paper.source, fhash):
-                        store.update_file_hash(pid, paper.source, fhash, old.chunks)
+                    if (list(old.sources), old.file_hash) != (all_sources, fhash):
+                        store.update_file_hash(pid, all_sources[0], fhash, old.chunks, all_sources)
                     report.unchanged += 1
-            read_sources = {f.path for f in files}
-            gone = [
-                pid
-                for pid, old in existing.items()
-                # On a shared server another machine's paths are not ours to judge.
-                if pid not in incoming and (old.source in read_sources or (not store.url and not Path(old.source).exists()))
-            ]
+            gone = []
+            for pid, old in existing.items():
+                if pid in incoming:
+                    continue
+                remaining = kept(old)
+                if not remaining:
+                    gone.append(pid)
+                elif remaining != list(old.sources):  # read again without this paper, but another file still has it
+                    store.update_file_hash(pid, remaining[0], old.file_hash, old.chunks, remaining)
             try:
                 report.chunks_embedded = self._embed_and_store(store, to_embed, progress)
                 store.delete_papers(gone)
@@ -124,6 +145,26 @@ class Rag:
                     LexicalIndex(store.all_chunks()).save(store.cache_dir / "lexical", generation)
         report.seconds = time.perf_counter() - started
         return report
+
+    @staticmethod
+    def _merge_other_sources(incoming: dict, existing: dict, read_sources: set[str]) -> None:
+        """A paper read from one of its files (the PDF) is merged with its other files (the .bib)
+        that this batch did not read, so its stored metadata does not flip with what was given."""
+        wanted: dict[str, list[str]] = {}
+        for pid in incoming:
+            old = existing.get(pid)
+            for src in old.sources if old else ():
+                if src not in read_sources and Path(src).exists():
+                    wanted.setdefault(src, []).append(pid)
+        for src, pids in wanted.items():
+            try:
+                other = corpus.read_file(Path(src))
+            except InputError:
+                continue  # unreadable now: it keeps its place as a source, as a skipped file would
+            for paper in other.papers:
+                if paper.paper_id in pids:
+                    merged, fhash, sources = incoming[paper.paper_id]
+                    incoming[paper.paper_id] = (corpus.merge_sources(merged, paper), fhash, sources + [src])
 
     def _embed_and_store(self, store: Store, work: list, progress: Progress | None, batch_chunks: int = 64) -> int:
         s = self.settings
@@ -139,8 +180,8 @@ class Rag:
             texts = [chunking.dense_text(item[0].title, c.text) for item, chunks in batch for c in chunks]
             vectors = self.embedder.embed(texts)
             row = 0
-            for (paper, fhash, chash, old_chunks), chunks in batch:
-                store.put_paper(paper, chunks, vectors[row : row + len(chunks)], chash, fhash, old_chunks)
+            for (paper, fhash, chash, old_chunks, sources), chunks in batch:
+                store.put_paper(paper, chunks, vectors[row : row + len(chunks)], chash, fhash, old_chunks, sources)
                 row += len(chunks)
             done += row
             batch.clear()
@@ -157,12 +198,51 @@ class Rag:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def papers(self) -> list[PaperInfo]:
-        return self.store.paper_infos()
+    def papers(self, filters: Filters | None = None) -> list[PaperInfo]:
+        return self.store.paper_infos(filters)
 
-    def search(self, query: str, k: int | None = None, mode: str = "hybrid") -> list[Source]:
+    def search(self, query: str, k: int | None = None, mode: str = "hybrid", filters: Filters | None = None) -> list[Source]:
         query = _require_text(query, "query")
-        return self.retriever.search(query, k or self.settings.k, mode=mode)
+        return self.retriever.search(query, k or self.settings.k, mode=mode, paper_ids=self._filtered_ids(filters))
+
+    def _filtered_ids(self, filters: Filters | None) -> set[str] | None:
+        """The papers a filter allows, worked out from the store's metadata before retrieval."""
+        return set(self.store.matching_paper_ids(filters)) if filters is not None and filters.active else None
+
+    def remove(self, targets: list[str]) -> list[PaperInfo]:
+        """Take papers out by id, or by source file/folder. A paper also read from another file only
+        loses that source; it goes when it has none left. Unknown targets are an error, before any change."""
+        infos = self.store.paper_infos()
+        by_id = {p.paper_id: p for p in infos}
+        drop: dict[str, PaperInfo] = {}
+        trim: dict[str, list[str]] = {}
+        for target in targets:
+            if target in by_id:
+                drop[target] = by_id[target]
+                continue
+            f = Filters(source=target)
+            hits = [p for p in infos if any(f.source_matches(s) for s in p.sources)]
+            if not hits:
+                raise InputError(f"{target}: no indexed paper has this id or source; see `rag papers`")
+            for p in hits:
+                left = [s for s in trim.get(p.paper_id, list(p.sources)) if not f.source_matches(s)]
+                trim[p.paper_id] = left
+        with self.store.writer() as store:
+            stored = store.stored_papers()
+            for pid, left in trim.items():
+                if pid in drop:
+                    continue
+                if left:
+                    old = stored[pid]
+                    store.update_file_hash(pid, left[0], old.file_hash, old.chunks, left)
+                else:
+                    drop[pid] = by_id[pid]
+            store.delete_papers(list(drop))
+            if drop:
+                from rag.retrieval import LexicalIndex
+
+                LexicalIndex(store.all_chunks()).save(store.data_dir / "lexical", store.bump_generation())
+        return sorted(drop.values(), key=lambda p: p.title.lower())
 
     @staticmethod
     def relevant(sources: list[Source], threshold: float) -> list[Source]:
@@ -170,27 +250,29 @@ class Rag:
         say 'not covered' instead of answering from a poor match."""
         return [s for s in sources if s.score >= threshold]
 
-    def ask(self, question: str, k: int | None = None, on_token: OnToken | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, on_token: OnToken | None = None, filters: Filters | None = None) -> Answer:
         question = _require_text(question, "question")
         s = self.settings
         if asks_for_list(question):
             return self._answer(
                 question, prompts.ASK_LIST, k or s.list_k, "question", on_token, s.min_relevance, s.max_tokens * 2,
-                whole_papers=False, secondary=s.list_min_relevance,
+                whole_papers=False, secondary=s.list_min_relevance, filters=filters,
             )
-        return self._answer(question, prompts.ASK, k or s.k, "question", on_token, s.min_relevance, s.max_tokens, whole_papers=True)
+        return self._answer(question, prompts.ASK, k or s.k, "question", on_token, s.min_relevance, s.max_tokens, whole_papers=True, filters=filters)
 
-    def summarize(self, topic: str, k: int | None = None, on_token: OnToken | None = None) -> Answer:
+    def summarize(self, topic: str, k: int | None = None, on_token: OnToken | None = None, filters: Filters | None = None) -> Answer:
         """A cited synthesis. When more papers pass the cut-off than fit one prompt, each group of
         `k` is summarised first and the group summaries are combined (map-reduce)."""
         topic = _require_text(topic, "topic")
         s = self.settings
         k = k or s.summary_k
         started = time.perf_counter()
-        candidates = self.retriever.search(topic, max(s.summary_max_papers, k))
+        candidates = self.retriever.search(topic, max(s.summary_max_papers, k), paper_ids=self._filtered_ids(filters))
         relevant = self.relevant(candidates, s.summary_min_relevance)
         if len(relevant) <= k:
-            return self._answer(topic, prompts.SUMMARIZE, k, "topic", on_token, s.summary_min_relevance, s.summary_max_tokens, whole_papers=False)
+            return self._answer(
+                topic, prompts.SUMMARIZE, k, "topic", on_token, s.summary_min_relevance, s.summary_max_tokens, whole_papers=False, filters=filters
+            )
         sources = _fit_budget(relevant, s.context_tokens * len(relevant) // k)
         timings = Timings(retrieve_s=time.perf_counter() - started)
         notes = []
@@ -206,11 +288,14 @@ class Rag:
         user = prompts.COMBINE.format(topic=topic, notes="\n\n".join(notes))
         return self._finish(topic, user, sources, s.summary_max_tokens, on_token, started, timings, relevant=len(relevant))
 
-    def _answer(self, question: str, template: str, k: int, slot: str, on_token, threshold: float, max_tokens: int, whole_papers: bool, secondary: float | None = None) -> Answer:
+    def _answer(
+        self, question: str, template: str, k: int, slot: str, on_token, threshold: float, max_tokens: int,
+        whole_papers: bool, secondary: float | None = None, filters: Filters | None = None,
+    ) -> Answer:
         """`threshold` decides whether anything is worth answering from; papers after the first
         need only `secondary` (list questions want every paper that fits, not just the best)."""
         started = time.perf_counter()
-        candidates = self.retriever.search(question, max(k * 3, 10))
+        candidates = self.retriever.search(question, max(k * 3, 10), paper_ids=self._filtered_ids(filters))
         relevant = self.relevant(candidates, threshold)
         sources = relevant[:1]
         if sources:
@@ -254,13 +339,15 @@ class Rag:
         if abstained:
             answer.answer = prompts.ABSTAIN_MESSAGE
             return answer
-        answer.citations = citations.citations_for(text, sources)
+        answer.citations = [dataclasses.replace(c, page=sources[c.n - 1].page) for c in citations.citations_for(text, sources)]
         answer.used_papers = len(answer.citations)
         return answer
 
     def _with_full_text(self, sources: list[Source]) -> list[Source]:
-        texts = self.store.paper_texts([s.paper_id for s in sources])
-        return [_replace_text(s, texts.get(s.paper_id, s.text)) for s in sources]
+        """Whole abstracts; a full-text paper (it has pages) keeps its best chunk instead, since the
+        budget cut would keep only its first pages, which are rarely the ones that answer."""
+        texts = self.store.paper_texts([s.paper_id for s in sources if s.page is None])
+        return [s if s.page is not None else _replace_text(s, texts.get(s.paper_id, s.text)) for s in sources]
 
     def _model_name(self) -> str:
         return self._generator.name if self._generator is not None else self.settings.model

@@ -94,7 +94,7 @@ class LexicalIndex:
             json.dumps(
                 {
                     "generation": generation,
-                    "records": [[r.chunk_id, r.paper_id, r.title, list(r.authors), r.text] for r in self.records],
+                    "records": [[r.chunk_id, r.paper_id, r.title, list(r.authors), r.text, r.page] for r in self.records],
                 }
             )
         )
@@ -108,7 +108,7 @@ class LexicalIndex:
             return None
         if data.get("generation") != generation:
             return None
-        return cls([ChunkRecord(c, p, t, tuple(a), x) for c, p, t, a, x in data["records"]])
+        return cls([ChunkRecord(r[0], r[1], r[2], tuple(r[3]), r[4], *r[5:6]) for r in data["records"]])
 
     @classmethod
     def for_store(cls, store: Store, generation: int) -> "LexicalIndex":
@@ -146,23 +146,30 @@ class Retriever:
             self._lexical_generation = generation
         return self._lexical
 
-    def _dense(self, vector: np.ndarray) -> list[tuple[ChunkRecord, float]]:
-        return [(h.record, h.similarity) for h in self.store.query(vector, self.candidates)]
+    def _dense(self, vector: np.ndarray, paper_ids: set[str] | None = None) -> list[tuple[ChunkRecord, float]]:
+        ids = sorted(paper_ids) if paper_ids is not None else None
+        return [(h.record, h.similarity) for h in self.store.query(vector, self.candidates, ids)]
 
-    def _bm25(self, query: str) -> list[tuple[ChunkRecord, float]]:
+    def _bm25(self, query: str, paper_ids: set[str] | None = None) -> list[tuple[ChunkRecord, float]]:
         scores = self.lexical.scores(query)
+        if paper_ids is not None:  # same papers as the dense side: zero out the rest before ranking
+            keep = np.fromiter((r.paper_id in paper_ids for r in self.lexical.records), dtype=bool, count=len(scores))
+            scores = np.where(keep, scores, 0.0)
         top = np.argsort(-scores)[: self.candidates]
         return [(self.lexical.records[i], float(scores[i])) for i in top if scores[i] > 0]
 
-    def search(self, query: str, k: int, mode: str = "hybrid") -> list[Source]:
-        """Papers best first. `mode` is 'hybrid', or 'dense' / 'lexical' alone (baselines for eval)."""
+    def search(self, query: str, k: int, mode: str = "hybrid", paper_ids: set[str] | None = None) -> list[Source]:
+        """Papers best first. `mode` is 'hybrid', or 'dense' / 'lexical' alone (baselines for eval).
+        `paper_ids` (from metadata filters) restricts both sides to those papers."""
+        if paper_ids is not None and not paper_ids:
+            return []
         if mode == "lexical":
-            return [self._source(r, s, 0.0, s, 0.0) for r, s in _best_per_paper(self._bm25(query))[:k]]
+            return [self._source(r, s, 0.0, s, 0.0) for r, s in _best_per_paper(self._bm25(query, paper_ids))[:k]]
         vector = self.embedder.embed([query])[0]
-        dense = _best_per_paper(self._dense(vector))
+        dense = _best_per_paper(self._dense(vector, paper_ids))
         if mode == "dense":
             return [self._source(r, s, s, 0.0, 0.0) for r, s in dense[:k]]
-        lexical = _best_per_paper(self._bm25(query))
+        lexical = _best_per_paper(self._bm25(query, paper_ids))
         fused: dict[str, float] = {}
         for ranking in (dense, lexical):
             for rank, (record, _) in enumerate(ranking):
@@ -188,7 +195,7 @@ class Retriever:
 
     @staticmethod
     def _source(record: ChunkRecord, score: float, similarity: float, lexical: float, coverage: float) -> Source:
-        return Source(record.paper_id, record.title, record.authors, record.text, score, similarity, lexical, coverage)
+        return Source(record.paper_id, record.title, record.authors, record.text, score, similarity, lexical, coverage, record.page)
 
 
 def _best_per_paper(ranking: list[tuple[ChunkRecord, float]]) -> list[tuple[ChunkRecord, float]]:

@@ -9,6 +9,7 @@ passed in, so Chroma's default (downloading) embedding function is never used.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from rag.errors import StoreError
+from rag.filters import Filters, sources_of
 from rag.types import Chunk, Paper, PaperInfo
 
 AUTHOR_SEP = "; "
@@ -31,6 +33,7 @@ class StoredPaper:
     source: str
     file_hash: str
     chunks: int
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class ChunkRecord:
     title: str
     authors: tuple[str, ...]
     text: str
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,8 @@ class DenseHit:
 
 def _record(chunk_id: str, document: str, meta: dict) -> ChunkRecord:
     authors = tuple(a for a in (meta.get("authors") or "").split(AUTHOR_SEP) if a)
-    return ChunkRecord(chunk_id, meta["paper_id"], meta["title"], authors, document or "")
+    page = meta.get("page")
+    return ChunkRecord(chunk_id, meta["paper_id"], meta["title"], authors, document or "", int(page) if page is not None else None)
 
 
 def _join_chunks(texts: list[str]) -> str:
@@ -171,18 +176,28 @@ class Store:
         for meta in got["metadatas"] or []:
             pid = meta["paper_id"]
             counts[pid] = counts.get(pid, 0) + 1
-            papers[pid] = StoredPaper(pid, meta["content_hash"], meta["source"], meta["file_hash"], 0)
-        return {pid: StoredPaper(p.paper_id, p.content_hash, p.source, p.file_hash, counts[pid]) for pid, p in papers.items()}
+            papers[pid] = StoredPaper(pid, meta["content_hash"], meta["source"], meta["file_hash"], 0, tuple(sources_of(meta)))
+        return {pid: StoredPaper(p.paper_id, p.content_hash, p.source, p.file_hash, counts[pid], p.sources) for pid, p in papers.items()}
 
-    def paper_infos(self) -> list[PaperInfo]:
-        got = self._col().get(include=["metadatas"])
+    def paper_infos(self, filters: Filters | None = None) -> list[PaperInfo]:
+        got = self._col().get(where=filters.where() if filters else None, include=["metadatas"])
         infos: dict[str, PaperInfo] = {}
         for meta in got["metadatas"] or []:
+            if filters and not filters.matches(meta):
+                continue
             pid = meta["paper_id"]
             seen = infos.get(pid)
             rec = _record("", "", meta)
-            infos[pid] = PaperInfo(pid, rec.title, rec.authors, meta["source"], (seen.chunks if seen else 0) + 1)
+            year = meta.get("year")
+            infos[pid] = PaperInfo(
+                pid, rec.title, rec.authors, meta["source"], (seen.chunks if seen else 0) + 1,
+                int(year) if year is not None else None, tuple(sources_of(meta)), meta.get("venue", ""),
+            )
         return sorted(infos.values(), key=lambda p: p.title.lower())
+
+    def matching_paper_ids(self, filters: Filters) -> list[str]:
+        """Papers passing the filters: the year range in Chroma's `where`, substrings on the metadata."""
+        return sorted({p.paper_id for p in self.paper_infos(filters)})
 
     def all_chunks(self) -> list[ChunkRecord]:
         got = self._col().get(include=["documents", "metadatas"])
@@ -207,12 +222,14 @@ class Store:
             for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
         ]
 
-    def query(self, embedding: np.ndarray, n: int) -> list[DenseHit]:
+    def query(self, embedding: np.ndarray, n: int, paper_ids: Sequence[str] | None = None) -> list[DenseHit]:
+        """Nearest chunks; with `paper_ids`, only among those papers (a filter, applied by Chroma)."""
         col = self._col()
         n = min(n, col.count())
-        if n == 0:
+        if n == 0 or (paper_ids is not None and not paper_ids):
             return []
-        got = col.query(query_embeddings=[embedding.tolist()], n_results=n, include=["documents", "metadatas", "distances"])
+        where = {"paper_id": {"$in": list(paper_ids)}} if paper_ids is not None else None
+        got = col.query(query_embeddings=[embedding.tolist()], n_results=n, where=where, include=["documents", "metadatas", "distances"])
         return [
             DenseHit(_record(i, d, m), 1.0 - float(dist))
             for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
@@ -220,33 +237,44 @@ class Store:
 
     # --- writing (inside `writer()`) -------------------------------------------------------
 
-    def put_paper(self, paper: Paper, chunks: Sequence[Chunk], vectors: np.ndarray, content_hash: str, file_hash: str, old_chunks: int) -> None:
+    def put_paper(
+        self, paper: Paper, chunks: Sequence[Chunk], vectors: np.ndarray, content_hash: str, file_hash: str, old_chunks: int,
+        sources: Sequence[str] | None = None,
+    ) -> None:
         """Upsert in place, then drop leftover chunks: a crash in between never loses the paper."""
+        sources = list(sources or [paper.source])
         meta = {
             "paper_id": paper.paper_id,
             "title": paper.title,
             "authors": AUTHOR_SEP.join(paper.authors),
-            "source": paper.source,
+            "source": sources[0],
+            "sources": json.dumps(sources),  # Chroma metadata holds scalars only
             "file_hash": file_hash,
             "content_hash": content_hash,
         }
+        if paper.year is not None:
+            meta["year"] = paper.year
+        if paper.venue:
+            meta["venue"] = paper.venue
         col = self._col(create=True)
         self.dirty = True
         col.upsert(
             ids=[c.chunk_id for c in chunks],
             embeddings=vectors.tolist(),
             documents=[c.text for c in chunks],
-            metadatas=[{**meta, "chunk_index": c.index} for c in chunks],
+            metadatas=[{**meta, "chunk_index": c.index, **({"page": c.page} if c.page is not None else {})} for c in chunks],
         )
         stale = [f"{paper.paper_id}:{i}" for i in range(len(chunks), old_chunks)]
         if stale:
             col.delete(ids=stale)
 
-    def update_file_hash(self, paper_id: str, source: str, file_hash: str, chunks: int) -> None:
+    def update_file_hash(self, paper_id: str, source: str, file_hash: str, chunks: int, sources: Sequence[str] | None = None) -> None:
         ids = [f"{paper_id}:{i}" for i in range(chunks)]
         col = self._col(create=True)  # not `dirty`: no cached text or title changes
         got = col.get(ids=ids, include=["metadatas"])
-        col.update(ids=got["ids"], metadatas=[{**m, "source": source, "file_hash": file_hash} for m in got["metadatas"]])
+        sources = list(sources or [source])
+        new = {"source": sources[0], "sources": json.dumps(sources), "file_hash": file_hash}
+        col.update(ids=got["ids"], metadatas=[{**m, **new} for m in got["metadatas"]])
 
     def delete_papers(self, paper_ids: Sequence[str]) -> None:
         if paper_ids:

@@ -6,6 +6,16 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Block:
+    """A paragraph of a full-text paper with where it sits, so chunks can follow the paper's
+    structure and a citation can name the page."""
+
+    text: str
+    page: int | None = None  # 1-based page in the PDF; None for text without pages
+    section: str = ""
+
+
+@dataclass(frozen=True)
 class Paper:
     """One paper as parsed from a file; `paper_id` is derived from the title so duplicates merge."""
 
@@ -14,6 +24,9 @@ class Paper:
     authors: tuple[str, ...]
     abstract: str
     source: str  # path of the file it came from
+    year: int | None = None
+    venue: str = ""
+    blocks: tuple[Block, ...] = ()  # full text in reading order; empty for listing/BibTeX records
 
 
 @dataclass(frozen=True)
@@ -24,6 +37,7 @@ class Chunk:
     paper_id: str
     index: int
     text: str
+    page: int | None = None  # page the chunk starts on, for full-text papers
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,7 @@ class Source:
     similarity: float  # cosine similarity of the query to the best chunk
     lexical: float  # BM25 score of the paper's best chunk, 0 when BM25 did not find it
     coverage: float = 0.0  # IDF-weighted share of the query's terms found in the paper
+    page: int | None = None  # page of the best chunk, when the paper has pages
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,11 @@ class Citation:
     paper_id: str
     title: str
     quote: str = field(default="", compare=False)  # the paper's sentence that best supports the claims citing it
+    page: int | None = None
+
+    def label(self) -> str:
+        """How a citation is shown: `Title, p. 4` when the page is known."""
+        return f"{self.title}, p. {self.page}" if self.page is not None else self.title
 
 
 @dataclass
@@ -77,7 +97,7 @@ class Answer:
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
-            "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title, "quote": c.quote} for c in self.citations],
+            "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title, "page": c.page, "quote": c.quote} for c in self.citations],
             "sources": [
                 {
                     "n": n,
@@ -86,6 +106,7 @@ class Answer:
                     "score": round(s.score, 6),
                     "similarity": round(s.similarity, 4),
                     "text": s.text,
+                    "page": s.page,
                 }
                 for n, s in enumerate(self.sources, start=1)
             ],
@@ -116,6 +137,7 @@ class IngestReport:
     removed: int = 0
     chunks_embedded: int = 0
     seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)  # "path: reason" for each input not (fully) read
 
 
 @dataclass(frozen=True)
@@ -127,3 +149,6 @@ class PaperInfo:
     authors: tuple[str, ...]
     source: str
     chunks: int
+    year: int | None = None
+    sources: tuple[str, ...] = ()  # every file the paper was read from (a PDF and a BibTeX entry, say)
+    venue: str = ""

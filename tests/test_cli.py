@@ -192,8 +192,8 @@ def test_ask_json_prints_only_json(runner, fake_model_cli):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # fails if any streamed text leaked into stdout
     assert data["answer"] == f"{AUG_FACT} [1]."
-    assert [{k: c[k] for k in ("n", "paper_id", "title")} for c in data["citations"]] == [
-        {"n": 1, "paper_id": data["sources"][0]["paper_id"], "title": AUG}
+    assert [{k: c[k] for k in ("n", "paper_id", "title", "page")} for c in data["citations"]] == [
+        {"n": 1, "paper_id": data["sources"][0]["paper_id"], "title": AUG, "page": None}
     ]
     assert {"question", "answer", "abstained", "citations", "sources", "model", "timings"} <= set(data)
 
@@ -246,10 +246,24 @@ def test_ingest_binary_file(runner, tmp_path):
     assert_one_line_error(run(runner, "ingest", str(blob)), "not a text file")
 
 
-def test_ingest_unsupported_file(runner, tmp_path):
+def test_ingest_only_a_corrupt_pdf(runner, tmp_path):
     pdf = tmp_path / "paper.pdf"
     pdf.write_bytes(b"%PDF-1.7\n")
-    assert_one_line_error(run(runner, "ingest", str(pdf)), "unsupported file type")
+    assert_one_line_error(run(runner, "ingest", str(pdf)), "paper.pdf", "corrupt PDF")
+
+
+def test_ingest_batch_with_bad_files_warns_and_exits_1(runner, fake_embedding_cli, tmp_path):
+    good = tmp_path / "good.md"
+    good.write_text("# Zorblax Field Notes\n\nZorblax crystals resonate at dusk.\n", encoding="utf-8")
+    blob, empty = tmp_path / "blob.txt", tmp_path / "empty.txt"
+    blob.write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00" + bytes(range(256)))
+    empty.write_bytes(b"")
+    result = run(runner, "ingest", str(good), str(blob), str(empty))
+    assert result.exit_code == 1, (result.output, result.exception)
+    warnings = [l for l in result.stderr.strip().splitlines() if not l.startswith("embedding")]  # the progress bar
+    assert len(warnings) == 2 and all(w.startswith("warning: ") and w.endswith("; file skipped") for w in warnings), warnings
+    assert "blob.txt: not a text file" in warnings[0] and "empty.txt: the file is empty" in warnings[1]
+    assert result.stdout.startswith("1 papers from 1 files: 1 added")
 
 
 def test_search_on_a_store_never_ingested(runner, data_dir):

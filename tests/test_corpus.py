@@ -214,21 +214,37 @@ def test_missing_path_is_an_input_error(tmp_path):
         corpus.load([SEEDS_DIR, missing])
 
 
-@pytest.mark.parametrize("name", ["paper.pdf", "paper.docx", "README"])
-def test_unsupported_suffix_is_an_input_error(tmp_path, name):
+@pytest.mark.parametrize("name", ["notes.text", "README", "paper.rst"])
+def test_format_is_told_by_content_not_only_the_suffix(tmp_path, name):
     f = tmp_path / name
     f.write_text("Some Title\n\nSome text.\n", encoding="utf-8")
-    with pytest.raises(InputError, match="unsupported file type"):
-        corpus.load([f])
+    (paper,) = corpus.read_file(f).papers
+    assert paper.title == "Some Title"
+
+
+def test_pdf_named_file_without_the_pdf_header_is_a_corrupt_pdf(tmp_path):
+    f = tmp_path / "paper.pdf"
+    f.write_text("Some Title\n\nSome text.\n", encoding="utf-8")
+    with pytest.raises(InputError, match="not a valid PDF"):
+        corpus.read_file(f)
+
+
+def test_zip_document_is_not_text(tmp_path):
+    f = tmp_path / "paper.docx"
+    f.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 4)
+    with pytest.raises(InputError, match="not a text file"):
+        corpus.read_file(f)
 
 
 def test_folder_skips_unsupported_files_and_recurses(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.md").write_text("# Alpha Paper\n\nAlpha body.\n", encoding="utf-8")
     (tmp_path / "b.txt").write_text("Beta Paper\n\nBeta body.\n", encoding="utf-8")
-    (tmp_path / "c.pdf").write_bytes(b"%PDF-1.4\x00\x01")
-    files = corpus.load([tmp_path])
-    assert sorted(p.title for f in files for p in f.papers) == ["Alpha Paper", "Beta Paper"]
+    (tmp_path / "c.docx").write_bytes(b"PK\x03\x04\x00\x01")
+    (tmp_path / "d.pdf").write_bytes(b"%PDF-1.4\x00\x01")  # picked up, and skipped as corrupt
+    batch = corpus.load_batch([tmp_path])
+    assert sorted(p.title for f in batch.files for p in f.papers) == ["Alpha Paper", "Beta Paper"]
+    assert [Path(s.path).name for s in batch.skipped] == ["d.pdf"] and "corrupt PDF" in batch.skipped[0].reason
 
 
 def test_input_error_messages_are_one_line(tmp_path):

@@ -156,13 +156,23 @@ def test_missing_path_fails_before_touching_the_store(ingested, seed_copy, tmp_p
     assert snapshot(ingested) == before and ingested.store.generation() == gen
 
 
-def test_unreadable_file_among_inputs_fails_before_touching_the_store(ingested, seed_copy, fake_embedder):
+def test_unreadable_file_among_inputs_is_skipped_and_the_rest_ingested(ingested, seed_copy, fake_embedder):
     edit_abstract(seed_copy, EDITED, append=" Changed.")
     (seed_copy / "blob.txt").write_bytes(b"\x00\x01binary\x00")
-    before = snapshot(ingested)
-    with pytest.raises(InputError, match="not a text file"):
-        ingested.ingest([seed_copy])
-    assert fake_embedder.calls == [] and snapshot(ingested) == before
+    report = ingested.ingest([seed_copy])
+    assert report.updated == 1 and report.unchanged == SEED_PAPERS - 1 and report.removed == 0
+    (line,) = report.skipped
+    assert "blob.txt" in line and "not a text file" in line
+
+
+def test_only_unreadable_inputs_fail_before_touching_the_store(ingested, seed_copy, fake_embedder, tmp_path):
+    blob, empty = tmp_path / "blob.txt", tmp_path / "empty.md"
+    blob.write_bytes(b"\x00\x01binary\x00")
+    empty.write_bytes(b"")
+    before, gen = snapshot(ingested), ingested.store.generation()
+    with pytest.raises(InputError, match=r"not a text file \(and 1 more files skipped\)"):
+        ingested.ingest([blob, empty])
+    assert fake_embedder.calls == [] and snapshot(ingested) == before and ingested.store.generation() == gen
 
 
 def test_embedder_failing_midway_keeps_stored_papers(data_dir, seed_copy, ingested):

@@ -211,7 +211,7 @@ def test_answer_to_json_contract(seeded_fake_llm, fake_llm):
     assert data["question"] == AUG_Q and data["abstained"] is False and data["model"] == "fake-llm"
     assert isinstance(data["answer"], str) and data["answer"]
     assert data["citations"] and all({"n", "paper_id", "title"} <= set(c) for c in data["citations"])
-    assert {k: data["citations"][0][k] for k in ("n", "paper_id", "title")} == {"n": 1, "paper_id": corpus.paper_id_for(AUG), "title": AUG}
+    assert {k: data["citations"][0][k] for k in ("n", "paper_id", "title", "page")} == {"n": 1, "paper_id": corpus.paper_id_for(AUG), "title": AUG, "page": None}
     assert data["citations"][0]["quote"] in data["sources"][0]["text"]
     assert data["sources"]
     for n, s in enumerate(data["sources"], 1):

@@ -1,0 +1,88 @@
+"""Metadata filters (`--author`, `--year`, `--source`, `--title`) shared by search, ask, summarize
+and papers.
+
+A filter narrows the set of papers *before* retrieval: the store computes the matching paper ids
+from chunk metadata, and both the dense query (a Chroma `where`) and BM25 are restricted to them.
+Filtering after retrieval would instead return fewer than k papers, or none, whenever the best
+matches overall fall outside the filter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import InputError
+
+_YEAR_RANGE = re.compile(r"^\s*(\d{4})?\s*(?:(\.\.|-|–)\s*(\d{4})?)?\s*$")
+
+
+@dataclass(frozen=True)
+class Filters:
+    author: str = ""  # case-insensitive substring of any author name
+    year_from: int | None = None
+    year_to: int | None = None
+    source: str = ""  # a file or folder path (matched by resolved prefix) or a substring of one
+    title: str = ""  # case-insensitive substring of the title
+
+    @classmethod
+    def parse(cls, author: str | None = None, year: str | None = None, source: str | None = None, title: str | None = None) -> "Filters | None":
+        """From CLI strings; None when no filter is given. `year` is `2021`, `2020..2023`, `2020..` or `..2023`."""
+        year_from = year_to = None
+        if year:
+            m = _YEAR_RANGE.match(year)
+            if not m or not (m.group(1) or m.group(3)):
+                raise InputError(f"--year {year!r}: give a year or a range like 2020..2023")
+            year_from = int(m.group(1)) if m.group(1) else None
+            year_to = int(m.group(3)) if m.group(3) else (year_from if not m.group(2) else None)
+            if year_from and year_to and year_from > year_to:
+                raise InputError(f"--year {year!r}: the range is empty")
+        f = cls((author or "").strip(), year_from, year_to, (source or "").strip(), (title or "").strip())
+        return f if f.active else None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.author or self.source or self.title or self.year_from or self.year_to)
+
+    def where(self) -> dict | None:
+        """The part Chroma can do itself: the year range on the numeric `year` metadata."""
+        parts = []
+        if self.year_from is not None:
+            parts.append({"year": {"$gte": self.year_from}})
+        if self.year_to is not None:
+            parts.append({"year": {"$lte": self.year_to}})
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else {"$and": parts}
+
+    def matches(self, meta: dict) -> bool:
+        """The substring parts, which Chroma metadata filters cannot express, on one chunk's metadata."""
+        if self.title and self.title.lower() not in str(meta.get("title", "")).lower():
+            return False
+        if self.author and self.author.lower() not in str(meta.get("authors", "")).lower():
+            return False
+        if self.source and not any(self.source_matches(s) for s in sources_of(meta)):
+            return False
+        return True
+
+    def source_matches(self, stored: str) -> bool:
+        wanted = Path(self.source).expanduser()
+        if wanted.exists():
+            resolved = str(wanted.resolve())
+            if stored == resolved or stored.startswith(resolved.rstrip(os.sep) + os.sep):
+                return True
+        return self.source.lower() in stored.lower()
+
+
+def sources_of(meta: dict) -> list[str]:
+    """Every file a stored paper was read from; stores written before sources were lists have one."""
+    raw = meta.get("sources")
+    if raw:
+        try:
+            return list(json.loads(raw))
+        except ValueError:
+            pass
+    return [meta["source"]] if meta.get("source") else []
