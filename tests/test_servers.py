@@ -27,11 +27,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {proc.stdout.read()[-2000:] if proc.stdout else ''}")
+            raise AssertionError(f"server exited early: {log.read_text()[-2000:]}")
         try:
             if httpx.get(url, timeout=2).status_code < 500:
                 return
@@ -41,10 +41,12 @@ def _wait(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
     raise AssertionError(f"{url} did not come up in {seconds}s")
 
 
-def _start(cmd: list[str], health: str):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _start(cmd: list[str], health: str, log: Path):
+    # Output goes to a file: an unread pipe fills up and stalls a chatty server.
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait(health, proc)
+        _wait(health, proc, log)
     except BaseException:
         proc.kill()
         raise
@@ -55,21 +57,22 @@ def _start(cmd: list[str], health: str):
 def chroma_url(tmp_path_factory):
     port = _free_port()
     chroma = Path(sys.executable).with_name("chroma")
-    proc = _start([str(chroma), "run", "--path", str(tmp_path_factory.mktemp("chroma-server")), "--host", "127.0.0.1", "--port", str(port)],
-                  f"http://127.0.0.1:{port}/api/v2/heartbeat")
+    folder = tmp_path_factory.mktemp("chroma-server")
+    proc = _start([str(chroma), "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)],
+                  f"http://127.0.0.1:{port}/api/v2/heartbeat", folder / "server.log")
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
-def llm_url(models_dir):
+def llm_url(models_dir, tmp_path_factory):
     model = models_dir / SMALL_MODEL
     assert model.exists(), f"{model} is missing: run `rag models pull qwen2.5-coder-0.5b` (CI does)"
     port = _free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
            "--n_ctx", "4096", "--n_threads", "2"]
-    proc = _start(cmd, f"http://127.0.0.1:{port}/v1/models")
+    proc = _start(cmd, f"http://127.0.0.1:{port}/v1/models", tmp_path_factory.mktemp("llm-server") / "server.log")
     yield f"http://127.0.0.1:{port}/v1"
     proc.terminate()
     proc.wait(timeout=30)
