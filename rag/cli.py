@@ -320,6 +320,79 @@ def evaluate(
     _print_json(report.to_json()) if as_json else typer.echo(evaluation.render(report))
 
 
+@app.command()
+def chat(
+    k: Optional[int] = KOpt,
+    model: Optional[str] = ModelOpt,
+    data_dir: Optional[Path] = DataDir,
+):
+    """Ask questions one after another, with follow-ups, the model kept loaded; /clear, /exit.
+
+    Example: rag chat   (then: "Which papers study graph neural networks?", "and which of those use transformers?")
+    """
+    from rag import chat as chat_lib
+
+    def read():
+        try:
+            return input("> ")
+        except EOFError:
+            return None
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    with _errors():
+        rag = _rag(data_dir=data_dir, model=model)
+        rag.store.count()  # fail now, not at the first question, when nothing is indexed
+        load = getattr(rag.generator, "load", None)
+        if load:
+            load()
+        chat_lib.run(chat_lib.ChatSession(rag, k=k), read, write)
+
+
+@app.command()
+def bench(
+    sizes: str = typer.Option("82,1000,10000", "--sizes", help="Corpus sizes in papers, comma-separated (82 = the seeds)."),
+    no_llm: bool = typer.Option(False, "--no-llm", help="Skip the model part (ask, model alone, naive pipeline)."),
+    questions: int = typer.Option(3, "--questions", min=1, max=4, help="How many fixed seed questions to ask."),
+    cold_reps: int = typer.Option(5, "--cold-reps", min=1, help="Cold `rag search` processes per size."),
+    warm_reps: int = typer.Option(3, "--warm-reps", min=1, help="Passes over the search queries, in-process, per size."),
+    out: Path = typer.Option(Path("docs"), "--out", help="Where benchmarks.md, benchmarks.json and bench_latency.png go."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Keep corpora and stores here (default: a temp dir, removed).", show_default=False),
+    model: Optional[str] = ModelOpt,
+    from_json: Optional[List[Path]] = typer.Option(None, "--from-json", help="Measure nothing: rewrite the docs from saved benchmarks.json files (later ones win per size / for the model part).", show_default=False),
+):
+    """Measure ingest, search and ask speed at several corpus sizes; write docs/benchmarks.md and a plot.
+
+    Example: rag bench --sizes 82,1000 --no-llm
+    """
+    from rag import bench as bench_lib
+
+    if from_json:
+        report = bench_lib.combine(list(from_json), out)
+        for target, measured, verdict in bench_lib.targets(report):
+            typer.echo(f"{verdict:13} {target}: {measured}")
+        typer.echo(f"wrote {out / 'benchmarks.md'}")
+        return
+    try:
+        wanted = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--sizes needs whole numbers separated by commas, got {sizes!r}")
+    if not wanted or min(wanted) < 1:
+        _fail("--sizes needs at least one size of 1 or more")
+    with _errors():
+        settings = Settings.load(model=model)
+        report = bench_lib.run(
+            wanted, out, settings, use_llm=not no_llm, questions=questions, cold_reps=cold_reps,
+            warm_reps=warm_reps, work_dir=work_dir, command=f"rag bench --sizes {sizes}{' --no-llm' if no_llm else f' --questions {questions}'}",
+            log=lambda m: typer.echo(m, err=True),
+        )
+    for target, measured, verdict in bench_lib.targets(report):
+        typer.echo(f"{verdict:13} {target}: {measured}")
+    typer.echo(f"wrote {out / 'benchmarks.md'}")
+
+
 @models_app.command("pull")
 def models_pull(
     names: Optional[List[str]] = typer.Argument(None, help="Models to fetch. Default: the default model and the embedding model.", show_default=False),

@@ -250,15 +250,23 @@ class Rag:
         say 'not covered' instead of answering from a poor match."""
         return [s for s in sources if s.score >= threshold]
 
-    def ask(self, question: str, k: int | None = None, on_token: OnToken | None = None, filters: Filters | None = None) -> Answer:
+    def ask(
+        self, question: str, k: int | None = None, on_token: OnToken | None = None, filters: Filters | None = None,
+        retrieval_query: str | None = None,
+    ) -> Answer:
+        """`retrieval_query`, when given, is what retrieval searches for instead of the question
+        (`rag chat` folds the conversation into it); the model still sees the question as asked."""
         question = _require_text(question, "question")
         s = self.settings
         if asks_for_list(question):
             return self._answer(
                 question, prompts.ASK_LIST, k or s.list_k, "question", on_token, s.min_relevance, s.max_tokens * 2,
-                whole_papers=False, secondary=s.list_min_relevance, filters=filters,
+                whole_papers=False, secondary=s.list_min_relevance, filters=filters, retrieval_query=retrieval_query,
             )
-        return self._answer(question, prompts.ASK, k or s.k, "question", on_token, s.min_relevance, s.max_tokens, whole_papers=True, filters=filters)
+        return self._answer(
+            question, prompts.ASK, k or s.k, "question", on_token, s.min_relevance, s.max_tokens, whole_papers=True,
+            filters=filters, retrieval_query=retrieval_query,
+        )
 
     def summarize(self, topic: str, k: int | None = None, on_token: OnToken | None = None, filters: Filters | None = None) -> Answer:
         """A cited synthesis. When more papers pass the cut-off than fit one prompt, each group of
@@ -290,12 +298,12 @@ class Rag:
 
     def _answer(
         self, question: str, template: str, k: int, slot: str, on_token, threshold: float, max_tokens: int,
-        whole_papers: bool, secondary: float | None = None, filters: Filters | None = None,
+        whole_papers: bool, secondary: float | None = None, filters: Filters | None = None, retrieval_query: str | None = None,
     ) -> Answer:
         """`threshold` decides whether anything is worth answering from; papers after the first
         need only `secondary` (list questions want every paper that fits, not just the best)."""
         started = time.perf_counter()
-        candidates = self.retriever.search(question, max(k * 3, 10), paper_ids=self._filtered_ids(filters))
+        candidates = self.retriever.search(retrieval_query or question, max(k * 3, 10), paper_ids=self._filtered_ids(filters))
         relevant = self.relevant(candidates, threshold)
         sources = relevant[:1]
         if sources:

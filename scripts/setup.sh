@@ -21,7 +21,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "==> installing dependencies (the first build of llama-cpp-python takes a few minutes)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[test]"
+"$VENV/bin/python" -m pip install -q -e ".[test,bench]"
 
 echo "==> fetching models (once)"
 "$VENV/bin/rag" models pull --all
