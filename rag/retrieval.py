@@ -150,26 +150,27 @@ class Retriever:
         ids = sorted(paper_ids) if paper_ids is not None else None
         return [(h.record, h.similarity) for h in self.store.query(vector, self.candidates, ids)]
 
-    def _bm25(self, query: str, paper_ids: set[str] | None = None) -> list[tuple[ChunkRecord, float]]:
-        scores = self.lexical.scores(query)
+    def _bm25(self, index: LexicalIndex, query: str, paper_ids: set[str] | None = None) -> list[tuple[ChunkRecord, float]]:
+        scores = index.scores(query)
         if paper_ids is not None:  # same papers as the dense side: zero out the rest before ranking
-            keep = np.fromiter((r.paper_id in paper_ids for r in self.lexical.records), dtype=bool, count=len(scores))
+            keep = np.fromiter((r.paper_id in paper_ids for r in index.records), dtype=bool, count=len(scores))
             scores = np.where(keep, scores, 0.0)
         top = np.argsort(-scores)[: self.candidates]
-        return [(self.lexical.records[i], float(scores[i])) for i in top if scores[i] > 0]
+        return [(index.records[i], float(scores[i])) for i in top if scores[i] > 0]
 
     def search(self, query: str, k: int, mode: str = "hybrid", paper_ids: set[str] | None = None) -> list[Source]:
         """Papers best first. `mode` is 'hybrid', or 'dense' / 'lexical' alone (baselines for eval).
         `paper_ids` (from metadata filters) restricts both sides to those papers."""
         if paper_ids is not None and not paper_ids:
             return []
+        index = self.lexical  # one store-generation check per search, not one per record
         if mode == "lexical":
-            return [self._source(r, s, 0.0, s, 0.0) for r, s in _best_per_paper(self._bm25(query, paper_ids))[:k]]
+            return [self._source(r, s, 0.0, s, 0.0) for r, s in _best_per_paper(self._bm25(index, query, paper_ids))[:k]]
         vector = self.embedder.embed([query])[0]
         dense = _best_per_paper(self._dense(vector, paper_ids))
         if mode == "dense":
             return [self._source(r, s, s, 0.0, 0.0) for r, s in dense[:k]]
-        lexical = _best_per_paper(self._bm25(query, paper_ids))
+        lexical = _best_per_paper(self._bm25(index, query, paper_ids))
         fused: dict[str, float] = {}
         for ranking in (dense, lexical):
             for rank, (record, _) in enumerate(ranking):
@@ -178,7 +179,7 @@ class Retriever:
         bm25 = {r.paper_id: s for r, s in lexical}
         sources = []
         for record, similarity in self._best_chunks(shortlist, vector):
-            coverage = self.lexical.coverage(query, record.paper_id)
+            coverage = index.coverage(query, record.paper_id)
             relevance = self.dense_weight * similarity + (1 - self.dense_weight) * coverage
             sources.append(self._source(record, relevance, similarity, bm25.get(record.paper_id, 0.0), coverage))
         sources.sort(key=lambda s: -s.score)
