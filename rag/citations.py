@@ -231,7 +231,7 @@ class SentenceChecker:
         return support(sentence, f"{self.question} {self._text_of(numbers)}")
 
     def _release(self, raw: str) -> str:
-        sentence = tidy(raw)
+        sentence = name_papers(tidy(raw), [s.title for s in self.sources])
         if not re.sub(r"\[\d+\]", "", sentence).strip(" .,;:"):
             return ""  # a stray marker with no claim of its own
         numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]
@@ -249,6 +249,39 @@ class SentenceChecker:
         quote = best_quote(sentence, self.sources[numbers[0] - 1].text)
         self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, True, quote))
         return sentence if first else " " + sentence
+
+
+_LEADING = re.compile(r"^((?:\[\d+\]\s*)+)(?:(?:It|They|This (?:paper|study|work)|The (?:paper|study|work))\s+)?")
+_TRAILING = re.compile(r"\b(is|are|was|were)\s+((?:\[\d+\](?:\s*(?:,|and)\s*)?)+)\s*([.!?]?)$")
+
+
+def name_papers(sentence: str, titles: list[str]) -> str:
+    """A bare marker used as a noun ("[2] shows ...", "... is [1].") tells the reader nothing;
+    the paper's title goes in its place, with the marker kept. A marker that merely opens a
+    sentence ("[1] In this work ...") moves to its end, where citations belong."""
+
+    def named(markers: str) -> str:
+        numbers = [int(n) for n in re.findall(r"\d+", markers) if 1 <= int(n) <= len(titles)]
+        return " and ".join(f'"{titles[n - 1].strip()}" [{n}]' for n in numbers)
+
+    m = _TRAILING.search(sentence)
+    if m and named(m.group(2)):
+        sentence = f"{sentence[: m.start()]}{m.group(1)} {named(m.group(2))}{m.group(3)}"
+    m = _LEADING.match(sentence)
+    if not m or not named(m.group(1)):
+        return sentence
+    rest = sentence[m.end() :]
+    if rest[:1].islower():
+        again = re.search(r"\s*" + re.escape(m.group(1).strip()) + r"\s*([.!?]?)$", rest)
+        return f"{named(m.group(1))} {rest[: again.start()] + again.group(1) if again else rest}"
+    if m.group(0).rstrip() != m.group(1).rstrip() or not rest:
+        return sentence  # "[1] It" before a capital: leave it
+    markers = "".join(f"[{n}]" for n in re.findall(r"\d+", m.group(1)))
+    if markers in rest:
+        return rest
+    body = rest.rstrip()
+    end = body[-1] if body[-1] in ".!?" else ""
+    return f"{body[: len(body) - len(end)].rstrip()} {markers}{end}"
 
 
 def _recite(sentence: str, n: int) -> str:

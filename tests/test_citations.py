@@ -207,3 +207,31 @@ def test_checker_does_not_split_on_initials():
     authors_src = src("Regret Bounds", "We study regret of certainty equivalence control.", authors=("Peter E. Caines",))
     _, checker, text = check("Peter E. Caines studies regret of certainty equivalence control [1].", [authors_src])
     assert len(checker.sentences) == 1 and text.endswith("[1].")
+
+
+# --- naming papers used as nouns ----------------------------------------------------------------
+
+TITLES = [s.title for s in SOURCES]
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("[1] optimises fin thrust.", '"Fin Ray Control" [1] optimises fin thrust.'),
+        ("[2] It classifies tables [2].", '"Tabular Transformers" [2] classifies tables.'),
+        ("[1][2] use learning.", '"Fin Ray Control" [1] and "Tabular Transformers" [2] use learning.'),
+        ("The paper that does this is [2].", 'The paper that does this is "Tabular Transformers" [2].'),
+        ("[1] In simulation, a controller learns.", "In simulation, a controller learns [1]."),
+        ("[1] The controller learns [1].", "The controller learns [1]."),
+        ("The source is [1] TUAB and the target [2] NMT.", "The source is [1] TUAB and the target [2] NMT."),
+        ("[3] shows nothing we were given.", "[3] shows nothing we were given."),
+    ],
+)
+def test_a_marker_used_as_a_noun_becomes_the_title(raw, expected):
+    assert citations.name_papers(raw, TITLES) == expected
+
+
+def test_checker_names_the_paper_a_sentence_opens_with():
+    shown, checker, text = check("[1] optimises the propulsive thrust of a fish fin ray. [2] classifies small tabular datasets.")
+    assert text == '"Fin Ray Control" [1] optimises the propulsive thrust of a fish fin ray. "Tabular Transformers" [2] classifies small tabular datasets.'
+    assert shown.strip() == text and all(s.supported for s in checker.sentences)
