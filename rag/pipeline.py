@@ -283,18 +283,26 @@ class Rag:
             )
         sources = _fit_budget(relevant, s.context_tokens * len(relevant) // k)
         timings = Timings(retrieve_s=time.perf_counter() - started)
-        notes = []
+        checked, notes = [], []
         for first in range(0, len(sources), k):
             group = "\n\n".join(
                 prompts.format_source(n, src.title, src.authors, src.text) for n, src in enumerate(sources[first : first + k], first + 1)
             )
-            checker, _, gen = self._checked_generation(prompts.SUMMARIZE.format(topic=topic, sources=group), sources, topic, s.summary_max_tokens, None)
-            timings.prompt_tokens += gen.prompt_tokens
-            timings.completion_tokens += gen.completion_tokens
+            checker, _, gen = self._checked_generation(
+                prompts.SUMMARIZE_GROUP.format(topic=topic, sources=group), sources, topic, s.summary_max_tokens,
+                _spaced(on_token) if notes else on_token,
+            )
+            timings.add(gen, time.perf_counter() - started)
+            checked += checker.sentences
             if checker.text:
                 notes.append(checker.text)
-        user = prompts.COMBINE.format(topic=topic, notes="\n\n".join(notes))
-        return self._finish(topic, user, sources, s.summary_max_tokens, on_token, started, timings, relevant=len(relevant))
+        if not notes:
+            return self._answer_from(topic, "", sources, checked, True, started, timings, len(relevant))
+        user = prompts.COMBINE.format(topic=topic, notes="\n".join(notes))
+        checker, _, gen = self._checked_generation(user, sources, topic, s.max_tokens, _spaced(on_token))
+        timings.add(gen, time.perf_counter() - started)
+        text = " ".join(notes + ([checker.text] if checker.text else []))
+        return self._answer_from(topic, text, sources, checked + checker.sentences, False, started, timings, len(relevant))
 
     def _answer(
         self, question: str, template: str, k: int, slot: str, on_token, threshold: float, max_tokens: int,
@@ -337,13 +345,14 @@ class Rag:
 
     def _finish(self, question, user, sources, max_tokens, on_token, started, timings: Timings, relevant: int) -> Answer:
         checker, markers, gen = self._checked_generation(user, sources, question, max_tokens, on_token)
-        text = checker.text
-        abstained = markers.abstained or not text or (not citations.cited_numbers(text) and citations.is_abstention(text))
-        timings.first_token_s = time.perf_counter() - started - (gen.total_s - gen.first_token_s)
+        timings.add(gen, time.perf_counter() - started)
+        return self._answer_from(question, checker.text, sources, checker.sentences, markers.abstained, started, timings, relevant)
+
+    def _answer_from(self, question, text, sources, checked, abstained: bool, started, timings: Timings, relevant: int) -> Answer:
+        """The checked text becomes an Answer: an abstention, or citations that name given papers only."""
+        abstained = abstained or not text or (not citations.cited_numbers(text) and citations.is_abstention(text))
         timings.total_s = time.perf_counter() - started
-        timings.prompt_tokens += gen.prompt_tokens
-        timings.completion_tokens += gen.completion_tokens
-        answer = Answer(question, text, abstained, [], sources, self.generator.name, timings, checked=checker.sentences, relevant_papers=relevant)
+        answer = Answer(question, text, abstained, [], sources, self._model_name(), timings, checked=checked, relevant_papers=relevant)
         if abstained:
             answer.answer = prompts.ABSTAIN_MESSAGE
             return answer
@@ -403,6 +412,20 @@ _LIST_QUESTION = re.compile(
 def asks_for_list(question: str) -> bool:
     """'Which papers ...' asks for every matching paper; the answer is shaped differently."""
     return bool(_LIST_QUESTION.search(question))
+
+
+def _spaced(on_token: OnToken | None) -> OnToken | None:
+    """Stream a later part of an answer: a space before its first piece joins it to the earlier part."""
+    if on_token is None:
+        return None
+    first = True
+
+    def forward(piece: str) -> None:
+        nonlocal first
+        on_token((" " if first else "") + piece)
+        first = False
+
+    return forward
 
 
 def _require_text(value: str, what: str) -> str:

@@ -28,42 +28,52 @@ numbers) the papers state. End each sentence with the paper number in square bra
 Question: {question}
 Answer:"""
 
-# For "which papers ..." questions: the small models otherwise describe one paper and stop.
+# For "which papers ..." questions: the small models otherwise describe one paper and stop. A
+# sentence that opens with "[2] ..." gets the paper's title put in front of it in code.
 ASK_LIST = """Papers:
 {sources}
 
 Question: {question}
 
-Go through the papers one by one. For each paper that answers the question, write one sentence saying what \
-that paper does or finds, using the paper's own method, data or result names, and end the sentence with the \
-paper number in brackets, for example: "It proposes X, a method for Y [2]." Skip papers that do not answer it. \
+Go through the papers one by one. For each paper that answers the question, write one sentence that starts \
+with the paper number in brackets and says what that paper does or finds, using the paper's own method, data \
+or result names, for example: "[2] proposes X, a method for Y." Skip papers that do not answer it. \
 Do not answer with only numbers.
 
 Answer:"""
 
-SUMMARIZE = """Topic: {topic}
+# Summaries go paper by paper, then one sentence across them: the 1.5B model asked for a
+# free-form synthesis wrote about one paper and dropped the rest.
+_SUMMARIZE_PAPERS = """Topic: {topic}
 
 Papers:
 {sources}
 
-Write a short synthesis of what these papers say about the topic, in four to six sentences of plain prose, \
-in your own words. Group papers that share an idea. After each claim put the numbers of the papers it comes \
-from in square brackets, like [2] or [1][3]. Use only the papers above. If none of the papers is about the topic, \
-reply only: """ + ABSTAIN_MARKER + """
+Summarise what these papers say about the topic. For each paper that is about the topic, write one sentence \
+in your own words saying what that paper does or finds, and start it with the paper number in square \
+brackets, for example: "[2] shows that ...". Skip papers that are not about the topic. Use only the papers \
+above. If none of the papers is about the topic, reply only: """ + ABSTAIN_MARKER
 
-Synthesis of "{topic}":"""
+SUMMARIZE = _SUMMARIZE_PAPERS + """ \
+Finish with one sentence on what these papers have in common or how they differ, citing their numbers.
 
+Summary of "{topic}":"""
+
+# Map step of a summary too large for one prompt: the per-paper sentences only; COMBINE adds the
+# sentence across all groups.
+SUMMARIZE_GROUP = _SUMMARIZE_PAPERS + """
+
+Summary of "{topic}":"""
 
 COMBINE = """Topic: {topic}
 
-Notes from several groups of papers, with the paper numbers they cite:
+Notes on papers about the topic, with the paper numbers they cite:
 {notes}
 
-Combine the notes into one short synthesis about the topic, in four to six sentences of plain prose. Keep the \
-paper numbers in square brackets after each claim exactly as they appear in the notes, and add nothing the \
-notes do not say.
+In one or two sentences, say what these papers have in common or how they differ. Cite the paper numbers in \
+square brackets exactly as they appear in the notes, and add nothing the notes do not say.
 
-Synthesis of "{topic}":"""
+Answer:"""
 
 
 def format_source(n: int, title: str, authors: tuple[str, ...], text: str) -> str:

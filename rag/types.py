@@ -76,6 +76,14 @@ class Timings:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    def add(self, gen, elapsed_s: float) -> None:
+        """Count one model call (`gen`, a generation.Generation) that ended `elapsed_s` after the
+        question came in; the first call sets the time to first token."""
+        if not self.first_token_s:
+            self.first_token_s = elapsed_s - (gen.total_s - gen.first_token_s)
+        self.prompt_tokens += gen.prompt_tokens
+        self.completion_tokens += gen.completion_tokens
+
 
 @dataclass
 class Answer:

@@ -176,7 +176,7 @@ def test_summarize_uses_more_papers_than_ask(seeded_fake_llm, fake_llm):
     assert len(SOURCE_HEADER.findall(ask_prompt)) == len(asked.sources) <= seeded_fake_llm.settings.k
     assert len(SOURCE_HEADER.findall(summary_prompt)) == len(summary.sources) > len(asked.sources)
     assert len(summary.sources) <= seeded_fake_llm.settings.summary_k
-    assert f'Synthesis of "{topic}"' in summary_prompt
+    assert f'Summary of "{topic}"' in summary_prompt
     assert fake_llm.max_tokens == [seeded_fake_llm.settings.max_tokens, seeded_fake_llm.settings.summary_max_tokens]
     assert not summary.abstained and [c.n for c in summary.citations] == [1]
 
@@ -188,10 +188,15 @@ def test_summary_of_more_papers_than_fit_is_done_in_groups_then_combined(seeded_
         m = re.search(r'\n\[(\d+)\] "[^\n]*\n([^\n]*?\.)\s', messages[-1]["content"])
         return f"{m.group(2).rstrip('.')} [{m.group(1)}]."
 
-    fake_llm.queue(echo_group, echo_group, echo_group, lambda m: "Notes agree [1].")
-    summary = Rag(settings, embedder=seeded_fake_llm.embedder, generator=fake_llm).summarize(topic)
+    fake_llm.queue(echo_group, echo_group, echo_group, lambda m: "They all learn values [1][3].")
+    streamed: list[str] = []
+    summary = Rag(settings, embedder=seeded_fake_llm.embedder, generator=fake_llm).summarize(topic, on_token=streamed.append)
     assert len(fake_llm.prompts) == 4  # three groups of two papers, then one combining call
-    assert "Notes from several groups" in fake_llm.prompts[-1]
+    assert "Notes on papers about the topic" in fake_llm.prompts[-1]
+    notes = [echo_group([{"content": p}]) for p in fake_llm.prompts[:3]]
+    assert summary.answer.startswith(notes[0]) and summary.answer.endswith("They all learn values [1][3].")
+    assert "".join(streamed) == summary.answer  # every group's sentences reach the reader as they come
+    assert [c.n for c in summary.citations] == [1, 3, 5]
     assert len(summary.sources) == 6 and summary.relevant_papers == 6
     assert all(c.title in {s.title for s in summary.sources} for c in summary.citations)
     assert "[3]" in fake_llm.prompts[-1] and "[5]" in fake_llm.prompts[-1]  # the groups' notes keep their numbers
