@@ -231,9 +231,11 @@ class SentenceChecker:
         return support(sentence, f"{self.question} {self._text_of(numbers)}")
 
     def _release(self, raw: str) -> str:
-        sentence = name_papers(tidy(raw), [s.title for s in self.sources])
-        if not re.sub(r"\[\d+\]", "", sentence).strip(" .,;:"):
-            return ""  # a stray marker with no claim of its own
+        sentence = tidy(raw)
+        claim = re.sub(r"\[\d+\]", "", sentence).strip(" .,;:")
+        if not claim or _DECLINED.fullmatch(claim):
+            return ""  # a stray marker, or a paper the model set aside: no claim of its own
+        sentence = name_papers(sentence, [s.title for s in self.sources])
         numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]
         score = self._support(sentence, numbers) if numbers else 0.0
         if not numbers or score < self.threshold or not numbers_found(sentence, self._text_of(numbers)):
@@ -251,8 +253,10 @@ class SentenceChecker:
         return sentence if first else " " + sentence
 
 
+_DECLINED = re.compile(r"(?:(?:it|this paper) is )?(?:not relevant|irrelevant|not about the (?:question|topic))(?: to the (?:question|topic))?", re.I)
 _LEADING = re.compile(r"^((?:\[\d+\]\s*)+)(?:(?:It|They|This (?:paper|study|work)|The (?:paper|study|work))\s+)?")
 _TRAILING = re.compile(r"\b(is|are|was|were)\s+((?:\[\d+\](?:\s*(?:,|and)\s*)?)+)\s*([.!?]?)$")
+_NOUN = re.compile(r"\b((?:[Tt]he|[Tt]his) (?:paper|study|work|article)|[Pp]aper) ((?:\[\d+\])+)")
 
 
 def name_papers(sentence: str, titles: list[str]) -> str:
@@ -264,6 +268,13 @@ def name_papers(sentence: str, titles: list[str]) -> str:
         numbers = [int(n) for n in re.findall(r"\d+", markers) if 1 <= int(n) <= len(titles)]
         return " and ".join(f'"{titles[n - 1].strip()}" [{n}]' for n in numbers)
 
+    m = _NOUN.search(sentence)
+    if m and named(m.group(2)):
+        rest = sentence[m.end() :]
+        again = re.search(r"\s*" + re.escape(m.group(2)) + r"\s*([.!?]?)$", rest)
+        if again:
+            rest = rest[: again.start()] + again.group(1)
+        return f"{sentence[: m.start()]}{m.group(1)} {named(m.group(2))}{rest}"
     m = _TRAILING.search(sentence)
     if m and named(m.group(2)):
         sentence = f"{sentence[: m.start()]}{m.group(1)} {named(m.group(2))}{m.group(3)}"
@@ -274,8 +285,10 @@ def name_papers(sentence: str, titles: list[str]) -> str:
     if rest[:1].islower():
         again = re.search(r"\s*" + re.escape(m.group(1).strip()) + r"\s*([.!?]?)$", rest)
         return f"{named(m.group(1))} {rest[: again.start()] + again.group(1) if again else rest}"
-    if m.group(0).rstrip() != m.group(1).rstrip() or not rest:
-        return sentence  # "[1] It" before a capital: leave it
+    if m.group(0).rstrip() != m.group(1).rstrip():
+        rest = sentence[len(m.group(1)) :]  # "[1] The paper "X" ...": the words stay, the marker moves
+    if not rest:
+        return sentence
     markers = "".join(f"[{n}]" for n in re.findall(r"\d+", m.group(1)))
     if markers in rest:
         return rest

@@ -277,9 +277,12 @@ class Rag:
         started = time.perf_counter()
         candidates = self.retriever.search(topic, max(s.summary_max_papers, k), paper_ids=self._filtered_ids(filters))
         relevant = self.relevant(candidates, s.summary_min_relevance)
+        if relevant:
+            relevant = self.relevant(relevant, max(r.score for r in relevant) * s.summary_relative)
         if len(relevant) <= k:
             return self._answer(
-                topic, prompts.SUMMARIZE, k, "topic", on_token, s.summary_min_relevance, s.summary_max_tokens, whole_papers=False, filters=filters
+                topic, prompts.SUMMARIZE, k, "topic", on_token, s.summary_min_relevance, s.summary_max_tokens, whole_papers=False,
+                filters=filters, secondary=min((r.score for r in relevant), default=None),
             )
         sources = _fit_budget(relevant, s.context_tokens * len(relevant) // k)
         timings = Timings(retrieve_s=time.perf_counter() - started)
@@ -299,7 +302,7 @@ class Rag:
         if not notes:
             return self._answer_from(topic, "", sources, checked, True, started, timings, len(relevant))
         user = prompts.COMBINE.format(topic=topic, notes="\n".join(notes))
-        checker, _, gen = self._checked_generation(user, sources, topic, s.max_tokens, _spaced(on_token))
+        checker, _, gen = self._checked_generation(user, sources, topic, s.combine_max_tokens, _spaced(on_token))
         timings.add(gen, time.perf_counter() - started)
         text = " ".join(notes + ([checker.text] if checker.text else []))
         return self._answer_from(topic, text, sources, checked + checker.sentences, False, started, timings, len(relevant))

@@ -28,17 +28,18 @@ numbers) the papers state. End each sentence with the paper number in square bra
 Question: {question}
 Answer:"""
 
-# For "which papers ..." questions: the small models otherwise describe one paper and stop. A
-# sentence that opens with "[2] ..." gets the paper's title put in front of it in code.
+# For "which papers ..." questions: the small models otherwise describe one paper and stop. One
+# line per paper makes them go through all of them; code drops the "not relevant" lines and puts
+# the paper's title in front of a line that opens with "[2] ...".
 ASK_LIST = """Papers:
 {sources}
 
 Question: {question}
 
-Go through the papers one by one. For each paper that answers the question, write one sentence that starts \
-with the paper number in brackets and says what that paper does or finds, using the paper's own method, data \
-or result names, for example: "[2] proposes X, a method for Y." Skip papers that do not answer it. \
-Do not answer with only numbers.
+Go through every paper above in order and write one line for each. Start the line with the paper number in \
+brackets. If the paper answers the question, say in one sentence what it does or finds, using the paper's own \
+method, data or result names, for example: "[2] proposes X, a method for Y." If it does not, write only: \
+"[3] not relevant."
 
 Answer:"""
 

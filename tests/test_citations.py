@@ -225,6 +225,10 @@ TITLES = [s.title for s in SOURCES]
         ("[1] The controller learns [1].", "The controller learns [1]."),
         ("The source is [1] TUAB and the target [2] NMT.", "The source is [1] TUAB and the target [2] NMT."),
         ("[3] shows nothing we were given.", "[3] shows nothing we were given."),
+        ("The paper [1] proposes a controller [1].", 'The paper "Fin Ray Control" [1] proposes a controller.'),
+        ("In this paper [2], tables are classified.", 'In this paper "Tabular Transformers" [2], tables are classified.'),
+        ('[1] The paper "Fin Ray Control" optimises thrust.', 'The paper "Fin Ray Control" optimises thrust [1].'),
+        ("Paper [2] classifies tables.", 'Paper "Tabular Transformers" [2] classifies tables.'),
     ],
 )
 def test_a_marker_used_as_a_noun_becomes_the_title(raw, expected):
@@ -235,3 +239,9 @@ def test_checker_names_the_paper_a_sentence_opens_with():
     shown, checker, text = check("[1] optimises the propulsive thrust of a fish fin ray. [2] classifies small tabular datasets.")
     assert text == '"Fin Ray Control" [1] optimises the propulsive thrust of a fish fin ray. "Tabular Transformers" [2] classifies small tabular datasets.'
     assert shown.strip() == text and all(s.supported for s in checker.sentences)
+
+
+def test_lines_that_set_a_paper_aside_are_dropped_not_cited():
+    shown, checker, text = check("[1] optimises the propulsive thrust of a fish fin ray.\n[2] not relevant.\n[3] Not relevant to the question.")
+    assert text == '"Fin Ray Control" [1] optimises the propulsive thrust of a fish fin ray.'
+    assert citations.cited_numbers(text) == [1] and len(checker.sentences) == 1

@@ -183,7 +183,7 @@ def test_summarize_uses_more_papers_than_ask(seeded_fake_llm, fake_llm):
 
 def test_summary_of_more_papers_than_fit_is_done_in_groups_then_combined(seeded_fake_llm, fake_llm):
     topic = "reinforcement learning agents and value functions"
-    settings = seeded_fake_llm.settings.with_overrides(summary_k=2, summary_max_papers=6, summary_min_relevance=0.0)
+    settings = seeded_fake_llm.settings.with_overrides(summary_k=2, summary_max_papers=6, summary_min_relevance=0.0, summary_relative=0.0)
     def echo_group(messages) -> str:  # groups are numbered globally: 1-2, 3-4, 5-6
         m = re.search(r'\n\[(\d+)\] "[^\n]*\n([^\n]*?\.)\s', messages[-1]["content"])
         return f"{m.group(2).rstrip('.')} [{m.group(1)}]."
@@ -200,6 +200,19 @@ def test_summary_of_more_papers_than_fit_is_done_in_groups_then_combined(seeded_
     assert len(summary.sources) == 6 and summary.relevant_papers == 6
     assert all(c.title in {s.title for s in summary.sources} for c in summary.citations)
     assert "[3]" in fake_llm.prompts[-1] and "[5]" in fake_llm.prompts[-1]  # the groups' notes keep their numbers
+
+
+def test_summary_leaves_out_papers_far_below_the_best(seeded_fake_llm, fake_llm):
+    topic = "reinforcement learning agents and value functions"
+    sizes = []
+    for share in (0.0, 0.9):
+        fake_llm.queue(_echo_first_source)
+        settings = seeded_fake_llm.settings.with_overrides(summary_min_relevance=0.0, summary_relative=share, summary_max_papers=8)
+        summary = Rag(settings, embedder=seeded_fake_llm.embedder, generator=fake_llm).summarize(topic)
+        best = max(s.score for s in summary.sources)
+        assert all(s.score >= share * best for s in summary.sources)
+        sizes.append(len(summary.sources))
+    assert sizes[0] > sizes[1] >= 1
 
 
 def test_k_overrides_the_number_of_papers(seeded_fake_llm, fake_llm):
