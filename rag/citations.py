@@ -204,10 +204,18 @@ class SentenceChecker:
     def feed(self, text: str) -> str:
         self._buffer += text
         out = []
-        while (m := _BOUNDARY.search(self._buffer)) is not None:
-            sentence, self._buffer = self._buffer[: m.end()], self._buffer[m.end() :]
+        while (end := self._boundary()) is not None:
+            sentence, self._buffer = self._buffer[:end], self._buffer[end:]
             out.append(self._release(sentence))
         return "".join(out)
+
+    def _boundary(self) -> int | None:
+        """End of the first whole sentence; a '?' inside a quoted title ("Do networks learn ...?")
+        does not end one, unless the quote never closes."""
+        for m in _BOUNDARY.finditer(self._buffer):
+            if self._buffer[: m.end()].count('"') % 2 == 0 or m.end() > 400:
+                return m.end()
+        return None
 
     def flush(self, truncated: bool = False) -> str:
         """`truncated`: the model hit its token limit, so an unfinished last sentence is dropped."""

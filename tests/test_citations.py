@@ -245,3 +245,9 @@ def test_lines_that_set_a_paper_aside_are_dropped_not_cited():
     shown, checker, text = check("[1] optimises the propulsive thrust of a fish fin ray.\n[2] not relevant.\n[3] Not relevant to the question.")
     assert text == '"Fin Ray Control" [1] optimises the propulsive thrust of a fish fin ray.'
     assert citations.cited_numbers(text) == [1] and len(checker.sentences) == 1
+
+
+def test_a_question_mark_inside_a_quoted_title_does_not_end_the_sentence():
+    asking = src("Do Fins Learn? A Study", "Fins learn thrust control from simulation.")
+    _, checker, text = check('The paper "Do Fins Learn? A Study" shows fins learn thrust control [1]. Fins learn [1].', [asking])
+    assert [s.text for s in checker.sentences] == ['The paper "Do Fins Learn? A Study" shows fins learn thrust control [1].', "Fins learn [1]."]
