@@ -29,8 +29,9 @@ def _load_module():
 load = _load_module()
 
 
-def _record(latency, ttft=0.5, retrieval=0.1, abstained=False, tokens=10):
-    return {"ok": True, "latency_s": latency, "ttft_s": ttft, "retrieval_s": retrieval, "abstained": abstained, "tokens": tokens, "error": ""}
+def _record(latency, ttft=0.5, retrieval=0.1, abstained=False, tokens=10, prompt=1000):
+    return {"ok": True, "latency_s": latency, "ttft_s": ttft, "retrieval_s": retrieval, "abstained": abstained, "tokens": tokens,
+            "prompt_tokens": prompt, "error": ""}
 
 
 def test_percentiles_interpolate_between_ranks():
@@ -41,7 +42,7 @@ def test_percentiles_interpolate_between_ranks():
 
 
 def test_summary_counts_errors_and_leaves_failed_questions_out_of_the_latencies():
-    records = [_record(1.0), _record(3.0, abstained=True, ttft=0.0, tokens=0), _record(2.0),
+    records = [_record(1.0, prompt=900), _record(3.0, abstained=True, ttft=0.0, tokens=0, prompt=0), _record(2.0, prompt=1100),
                {"ok": False, "error": "ModelError: server went away"}]
     ingest = {"papers": 60, "seconds": 12.345, "errors": ["ingest StoreError: busy"]}
     s = load.summarise(records, ingest, wall_s=4.0)
@@ -50,6 +51,7 @@ def test_summary_counts_errors_and_leaves_failed_questions_out_of_the_latencies(
     assert s["latency_p50_s"] == 2.0 and s["latency_p95_s"] == 2.9
     assert s["ttft_p50_s"] == 0.5  # the answer with no model call (ttft 0) is not a first token
     assert s["throughput_qps"] == 0.75
+    assert s["prompt_tokens_p50"] == 1000  # the answer with no model call sent no prompt
     assert (s["completion_tokens"], s["ingest_papers"], s["ingest_s"]) == (20, 60, 12.35)
 
 
@@ -68,10 +70,27 @@ def test_docs_section_is_replaced_between_the_markers_only():
         load.replace_section("no markers here", "x")
 
 
+def test_only_a_clean_run_is_written_into_the_docs(tmp_path):
+    docs = tmp_path / "deploy.md"
+    docs.write_text(f"a\n{load.START}\nold\n{load.END}\n")
+    report = {"clients": 1, "questions_per_client": 1, "max_tokens": 8, "max_seconds": 60.0, "model": "m", "threads": 1,
+              "papers_in_store": 82, "seed_ingest_s": 1.0, "load_avg_peak": 1.0, "load_avg_end": 1.0, "cores": 2}
+    report.update(load.summarise([{"ok": False, "error": "boom"}], {"papers": 0, "seconds": 0.0}, 1.0))
+    assert not load.write_docs(docs, report)
+    assert "old" in docs.read_text()
+    report.update(load.summarise([_record(1.0)], {"papers": 0, "seconds": 0.0}, 1.0))
+    assert load.write_docs(docs, report)
+    assert "old" not in docs.read_text() and "| errors | 0 |" in docs.read_text()
+
+
 def test_the_repository_docs_have_the_section_the_script_writes():
     text = (PROJECT_ROOT / "docs" / "deploy.md").read_text()
     assert text.count(load.START) == 1 and text.count(load.END) == 1
     assert text.index(load.START) < text.index(load.END)
+
+
+def test_the_model_server_leaves_a_core_for_the_clients():
+    assert [load.server_threads(n) for n in (1, 2, 16)] == [1, 1, 15]
 
 
 def test_questions_are_distinct_and_shaped_per_client():
@@ -84,11 +103,11 @@ def test_questions_are_distinct_and_shaped_per_client():
 
 
 def test_render_names_every_measure():
-    report = {"clients": 2, "questions_per_client": 1, "max_tokens": 8, "model": "m", "papers_in_store": 87,
+    report = {"clients": 2, "questions_per_client": 1, "max_tokens": 8, "max_seconds": 60.0, "model": "m", "threads": 1, "papers_in_store": 87,
               "seed_ingest_s": 3.0, "load_avg_peak": 2.5, "load_avg_end": 2.0, "cores": 2}
     report.update(load.summarise([_record(1.0), _record(2.0)], {"papers": 5, "seconds": 1.0}, 2.0))
     table = load.render(report)
-    for label in ["questions answered", "errors", "wall time", "throughput", "latency p50 / p95",
+    for label in ["model server", "questions answered", "errors", "wall time", "throughput", "latency p50 / p95",
                   "time to first token p50", "retrieval p50", "ingested meanwhile", "load average"]:
         assert f"| {label}" in table
     assert "| errors | 0 |" in table
