@@ -9,7 +9,9 @@ request arrives). The seeds are ingested through the Chroma server first; then, 
 client process asks its questions through `rag.Rag` and one more process ingests synthetic papers
 (rag/bench.py's generator). Servers and temporary files are removed however the run ends.
 
-    RAG_MODELS_DIR=models .venv/bin/python scripts/load.py --write-docs
+    RAG_MODELS_DIR=models .venv/bin/python scripts/load.py --max-seconds 900 --write-docs
+
+(24 questions take about 10 minutes on 2 cores, hence the budget; see docs/deploy.md.)
 
 Exit status: 0 when every question was answered, 1 when any question or ingest failed (or was cut
 off by --max-seconds), 2 on bad input (one line on stderr).
@@ -64,8 +66,8 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = _Parser(prog="scripts/load.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Example: RAG_MODELS_DIR=models .venv/bin/python scripts/load.py --write-docs")
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="Example: RAG_MODELS_DIR=models .venv/bin/python scripts/load.py --max-seconds 900 --write-docs")
     p.add_argument("--clients", type=int, default=8, help="client processes asking at once (default 8)")
     p.add_argument("--questions", type=int, default=3, help="questions each client asks, one after another (default 3)")
     p.add_argument("--max-tokens", type=int, default=64, help="longest answer in tokens (default 64)")
