@@ -139,18 +139,23 @@ class RemoteGenerator:
         }
         start = time.perf_counter()
         first, pieces, finish, usage = 0.0, [], None, {}
+        streaming = False  # the server answered 200: a failure from here on is a broken stream, not an unreachable server
         try:
             with httpx.stream("POST", f"{self.base_url}/chat/completions", json=body, timeout=self.timeout) as response:
                 if response.status_code != 200:
                     response.read()
                     raise ModelError(f"model server at {self.base_url} answered {response.status_code}: {response.text[:200]}")
+                streaming = True
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
                         break
-                    event = json.loads(data)
+                    try:
+                        event = json.loads(data)
+                    except json.JSONDecodeError:
+                        raise ModelError(self._interrupted(f"a cut-off event {data[:40]!r}")) from None
                     usage = event.get("usage") or usage
                     for choice in event.get("choices") or []:
                         finish = choice.get("finish_reason") or finish
@@ -161,8 +166,17 @@ class RemoteGenerator:
                             pieces.append(delta)
                             if on_token:
                                 on_token(delta)
+        except httpx.ReadTimeout as exc:
+            raise ModelError(f"the model server at {self.base_url} did not answer within {self.timeout:g}s ({exc.__class__.__name__})") from None
         except httpx.HTTPError as exc:
+            if streaming:
+                raise ModelError(self._interrupted(exc.__class__.__name__)) from None
             raise ModelError(f"cannot reach the model server at {self.base_url} ({exc.__class__.__name__}); is it running?") from None
+        if finish is None:
+            # Every OpenAI-compatible server ends a finished answer with a finish reason ("stop",
+            # "length"). llama-cpp-python's server, by default, ends a running stream early with a
+            # bare [DONE] when another request arrives; a half answer must not pass for a whole one.
+            raise ModelError(self._interrupted("no finish reason"))
         total = time.perf_counter() - start
         return Generation(
             "".join(pieces),
@@ -171,4 +185,10 @@ class RemoteGenerator:
             first or total,
             total,
             finish == "length",
+        )
+
+    def _interrupted(self, what: str) -> str:
+        return (
+            f"the model server at {self.base_url} ended the answer early ({what}); it probably interrupted the request "
+            "for another one: start llama-cpp-python's server with `--interrupt_requests False`"
         )
