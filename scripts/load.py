@@ -9,7 +9,7 @@ request arrives). The seeds are ingested through the Chroma server first; then, 
 client process asks its questions through `rag.Rag` and one more process ingests synthetic papers
 (rag/bench.py's generator). Servers and temporary files are removed however the run ends.
 
-    RAG_MODELS_DIR=models .venv/bin/python scripts/load.py --max-seconds 900 --write-docs
+    RAG_MODELS_DIR=models .venv/bin/python scripts/load.py --write-docs
 
 (24 questions take about 10 minutes on 2 cores, hence the budget; see docs/deploy.md.)
 
@@ -67,11 +67,11 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = _Parser(prog="scripts/load.py", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="Example: RAG_MODELS_DIR=models .venv/bin/python scripts/load.py --max-seconds 900 --write-docs")
+                epilog="Example: RAG_MODELS_DIR=models .venv/bin/python scripts/load.py --write-docs")
     p.add_argument("--clients", type=int, default=8, help="client processes asking at once (default 8)")
     p.add_argument("--questions", type=int, default=3, help="questions each client asks, one after another (default 3)")
     p.add_argument("--max-tokens", type=int, default=64, help="longest answer in tokens (default 64)")
-    p.add_argument("--max-seconds", type=float, default=300, help="budget for the concurrent phase; questions not done by then are errors (default 300)")
+    p.add_argument("--max-seconds", type=float, default=900, help="budget for the concurrent phase; questions not done by then are errors (default 900: 24 questions take about 10 minutes on 2 cores)")
     p.add_argument("--ingest-papers", type=int, default=60, help="synthetic papers ingested during the questions (default 60)")
     p.add_argument("--threads", type=int, default=server_threads(), help="CPU threads of the model server (default: all cores but one)")
     p.add_argument("--models-dir", type=Path, default=None, help="where the models are (default: RAG_MODELS_DIR or ./models)")
