@@ -155,7 +155,7 @@ def best_quote(claim: str, source_text: str) -> str:
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 # A full stop ends a sentence unless it ends an initial ("Peter E. Caines") or a common abbreviation.
-_BOUNDARY = re.compile(r"(?<!\s[A-Z])(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bFig)[.!?](?:\s*\[\d+\])*(?=\s+[A-Z0-9\"'(\[])")
+_BOUNDARY = re.compile(r"(?<![\s:]\d)(?<!\s[A-Z])(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bFig)[.!?](?:\s*\[\d+\])*(?=\s+[A-Z0-9\"'(\[])")
 _NUMBER = re.compile(r"(?<![\w\[])\d+(?:[.,]\d+)*%?")
 
 
@@ -241,7 +241,7 @@ class SentenceChecker:
     def _release(self, raw: str) -> str:
         sentence = tidy(raw)
         claim = re.sub(r"\[\d+\]", "", sentence).strip(" .,;:")
-        if not claim or _DECLINED.fullmatch(claim):
+        if not claim or claim.isdigit() or _DECLINED.fullmatch(claim):
             return ""  # a stray marker, or a paper the model set aside: no claim of its own
         sentence = name_papers(sentence, [s.title for s in self.sources])
         numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]

@@ -251,3 +251,9 @@ def test_a_question_mark_inside_a_quoted_title_does_not_end_the_sentence():
     asking = src("Do Fins Learn? A Study", "Fins learn thrust control from simulation.")
     _, checker, text = check('The paper "Do Fins Learn? A Study" shows fins learn thrust control [1]. Fins learn [1].', [asking])
     assert [s.text for s in checker.sentences] == ['The paper "Do Fins Learn? A Study" shows fins learn thrust control [1].', "Fins learn [1]."]
+
+
+def test_a_numbered_list_keeps_its_numbers_inside_the_items():
+    _, checker, text = check("It uses two steps: 1. An off-policy controller optimises thrust [1]. 2. A fin ray is simulated [1].")
+    assert "1 [1]." not in text and "2 [1]." not in text
+    assert all(not s.text.rstrip(" .[]0123456789").isdigit() for s in checker.sentences)
