@@ -255,5 +255,6 @@ def test_a_question_mark_inside_a_quoted_title_does_not_end_the_sentence():
 
 def test_a_numbered_list_keeps_its_numbers_inside_the_items():
     _, checker, text = check("It uses two steps: 1. An off-policy controller optimises thrust [1]. 2. A fin ray is simulated [1].")
-    assert "1 [1]." not in text and "2 [1]." not in text
-    assert all(not s.text.rstrip(" .[]0123456789").isdigit() for s in checker.sentences)
+    assert [s.text for s in checker.sentences] == [
+        "It uses two steps: 1. An off-policy controller optimises thrust [1].", "2. A fin ray is simulated [1]."
+    ]
