@@ -179,10 +179,11 @@ class Rag:
             nonlocal done
             texts = [chunking.dense_text(item[0].title, c.text) for item, chunks in batch for c in chunks]
             vectors = self.embedder.embed(texts)
-            row = 0
+            row, items = 0, []
             for (paper, fhash, chash, old_chunks, sources), chunks in batch:
-                store.put_paper(paper, chunks, vectors[row : row + len(chunks)], chash, fhash, old_chunks, sources)
+                items.append((paper, chunks, vectors[row : row + len(chunks)], chash, fhash, old_chunks, sources))
                 row += len(chunks)
+            store.put_papers(items)  # one Chroma write per batch
             done += row
             batch.clear()
             if progress:
