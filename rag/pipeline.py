@@ -242,7 +242,7 @@ class Rag:
             if drop:
                 from rag.retrieval import LexicalIndex
 
-                LexicalIndex(store.all_chunks()).save(store.data_dir / "lexical", store.bump_generation())
+                LexicalIndex(store.all_chunks()).save(store.cache_dir / "lexical", store.bump_generation())
         return sorted(drop.values(), key=lambda p: p.title.lower())
 
     @staticmethod

@@ -80,3 +80,138 @@ def test_chunks_with_mixed_hashes_make_the_paper_look_changed(fake_rag, seed_cop
 def test_dense_query_asks_for_more_than_the_store_holds(fake_seeded):
     hits = fake_seeded.store.query(fake_seeded.embedder.embed(["graph neural networks"])[0], 10_000)
     assert len(hits) == fake_seeded.store.count()
+
+
+# --- the pickled BM25 index ---------------------------------------------------------------------
+
+
+def _folder(rag: Rag):
+    return rag.store.cache_dir / "lexical"
+
+
+def test_ingest_saves_the_built_index_and_a_new_process_unpickles_it(fake_seeded, monkeypatch):
+    folder = _folder(fake_seeded)
+    assert (folder / "bm25.pkl").exists() and (folder / "records.json").exists()
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    gen = fake_seeded.store.generation()
+
+    def no_rebuild(self, records):
+        raise AssertionError("rebuilt instead of loaded")
+
+    monkeypatch.setattr(retrieval.LexicalIndex, "__init__", no_rebuild)
+    index = retrieval.LexicalIndex.load(folder, gen)
+    assert index is not None and len(index.records) == fake_seeded.store.count()
+    fresh = Rag(Settings.load(data_dir=fake_seeded.settings.data_dir), embedder=FakeEmbedder())
+    assert fresh.search("TabPFN tabular", k=1, mode="lexical")[0].title.startswith("TabPFN")
+
+
+def test_pickled_index_gives_the_same_scores_as_a_rebuilt_one(fake_seeded):
+    folder, gen = _folder(fake_seeded), fake_seeded.store.generation()
+    loaded = retrieval.LexicalIndex.load(folder, gen)
+    rebuilt = retrieval.LexicalIndex(fake_seeded.store.all_chunks())
+    for q in ["graph neural networks", "TabPFN tabular classification", "Q-learners collude"]:
+        assert np.array_equal(loaded.scores(q), rebuilt.scores(q))
+        assert [loaded.coverage(q, r.paper_id) for r in loaded.records[:20]] == [rebuilt.coverage(q, r.paper_id) for r in rebuilt.records[:20]]
+    assert loaded.paper_rows == rebuilt.paper_rows and loaded.doc_freq == rebuilt.doc_freq
+
+
+@pytest.mark.parametrize("change", ["generation", "format", "bm25s", "records"])
+def test_a_stale_pickle_is_rebuilt_from_records(fake_seeded, monkeypatch, change):
+    folder, gen = _folder(fake_seeded), fake_seeded.store.generation()
+    stamp_before = pickle.load(open(folder / "bm25.pkl", "rb"))
+    if change == "generation":
+        assert retrieval.LexicalIndex.load(folder, gen + 1) is None  # records.json is of the old generation too
+        return
+    if change == "format":
+        monkeypatch.setattr(retrieval.LexicalIndex, "FORMAT", retrieval.LexicalIndex.FORMAT + 1)
+    elif change == "bm25s":
+        import bm25s
+
+        monkeypatch.setattr(bm25s, "__version__", "0.0.0-other", raising=False)
+    else:  # records.json rewritten (another writer, or by hand): its size and mtime no longer match
+        data = json.loads((folder / "records.json").read_text())
+        data["records"] = [r for r in data["records"] if not r[2].startswith("TabPFN")]
+        (folder / "records.json").write_text(json.dumps(data))
+    built = []
+    real_init = retrieval.LexicalIndex.__init__
+    monkeypatch.setattr(retrieval.LexicalIndex, "__init__", lambda self, records: built.append(1) or real_init(self, records))
+    index = retrieval.LexicalIndex.load(folder, gen)
+    assert built == [1] and index is not None
+    if change == "records":
+        assert not [r for r in index.records if r.title.startswith("TabPFN")]
+    stamp_after = pickle.load(open(folder / "bm25.pkl", "rb"))
+    assert stamp_after != stamp_before  # rewritten with the new stamp...
+    built.clear()
+    assert retrieval.LexicalIndex.load(folder, gen) is not None and built == []  # ...and used next time
+
+
+def test_a_damaged_pickle_is_rebuilt(fake_seeded):
+    folder, gen = _folder(fake_seeded), fake_seeded.store.generation()
+    data = (folder / "bm25.pkl").read_bytes()
+    (folder / "bm25.pkl").write_bytes(data[: len(data) // 2])
+    index = retrieval.LexicalIndex.load(folder, gen)
+    assert index is not None and len(index.records) == fake_seeded.store.count()
+
+
+def test_search_works_when_the_cache_cannot_be_written(fake_seeded, monkeypatch):
+    """A read-only data dir: the index is built and used, only not saved. (chmod is no test here:
+    the suite may run as root, so writes fail through the one function that does them.)"""
+    folder = _folder(fake_seeded)
+    for name in ("bm25.pkl", "records.json"):
+        (folder / name).unlink()
+
+    def read_only(path, data):
+        raise PermissionError(13, "Read-only file system", str(path))
+
+    monkeypatch.setattr(retrieval, "_write_atomic", read_only)
+    fresh = Rag(Settings.load(data_dir=fake_seeded.settings.data_dir), embedder=FakeEmbedder())
+    assert fresh.search("TabPFN tabular", k=1)[0].title.startswith("TabPFN")
+    assert not (folder / "bm25.pkl").exists()
+    # and with records.json present but no pickle: loaded, not saved, no error
+    monkeypatch.undo()
+    retrieval.LexicalIndex(fake_seeded.store.all_chunks()).save(folder, fake_seeded.store.generation())
+    (folder / "bm25.pkl").unlink()
+    monkeypatch.setattr(retrieval, "_write_atomic", read_only)
+    assert retrieval.LexicalIndex.load(folder, fake_seeded.store.generation()) is not None
+
+
+def test_concurrent_saves_leave_one_whole_file(fake_seeded):
+    folder, gen = _folder(fake_seeded), fake_seeded.store.generation()
+    index = retrieval.LexicalIndex.load(folder, gen)
+    errors = []
+
+    def save():
+        try:
+            for _ in range(5):
+                index.save(folder, gen)
+        except Exception as exc:  # pragma: no cover - the failure being tested for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in folder.iterdir()) == ["bm25.pkl", "records.json"]
+    assert retrieval.LexicalIndex.load(folder, gen) is not None
+
+
+def test_remove_saves_the_index_in_the_stores_cache_folder(data_dir, seed_copy):
+    """With a Chroma server the cache lives under servers/<url>; `rag remove` must update that
+    one, not data_dir/lexical (a stand-in store here: an embedded store with a moved cache)."""
+
+    class ElsewhereStore(Store):
+        @property
+        def cache_dir(self):
+            return self.data_dir / "servers" / "stand-in"
+
+    rag = Rag(Settings.load(data_dir=data_dir), embedder=FakeEmbedder(), store=ElsewhereStore(data_dir))
+    rag.ingest([seed_copy])
+    victim = rag.papers()[0]
+    rag.remove([victim.paper_id])
+    folder = data_dir / "servers" / "stand-in" / "lexical"
+    saved = json.loads((folder / "records.json").read_text())
+    assert saved["generation"] == rag.store.generation()
+    assert victim.paper_id not in {r[1] for r in saved["records"]}
+    assert not (data_dir / "lexical").exists()
