@@ -215,3 +215,60 @@ def test_remove_saves_the_index_in_the_stores_cache_folder(data_dir, seed_copy):
     assert saved["generation"] == rag.store.generation()
     assert victim.paper_id not in {r[1] for r in saved["records"]}
     assert not (data_dir / "lexical").exists()
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+def test_vectors_by_id_match_the_filtered_fetch(fake_seeded):
+    index = fake_seeded.retriever.lexical
+    pids = sorted(index.paper_rows)[:15]
+    by_filter = {r.chunk_id: (r, v) for r, v in fake_seeded.store.chunk_vectors(pids)}
+    by_id = fake_seeded.store.vectors_by_id([index.records[i].chunk_id for p in pids for i in index.paper_rows[p]] + ["nope:0"])
+    assert set(by_id) == set(by_filter)
+    assert all(np.array_equal(by_id[c], by_filter[c][1]) for c in by_id)
+    assert {index.records[i] for p in pids for i in index.paper_rows[p]} == {r for r, _ in by_filter.values()}
+
+
+def test_best_chunks_by_id_equal_the_filtered_path(seeded_real):
+    retriever = seeded_real.retriever
+    index = retriever.lexical
+    for q in ["graph neural networks for recommendation", "regret bounds for control", "tabular transformers"]:
+        vector = seeded_real.embedder.embed([q])[0]
+        pids = sorted(index.paper_rows)[:25]
+        best = {}
+        for record, v in seeded_real.store.chunk_vectors(pids):
+            sim = float(np.dot(vector, v))
+            if record.paper_id not in best or sim > best[record.paper_id][1]:
+                best[record.paper_id] = (record, sim)
+        assert retriever._best_chunks(index, pids, vector) == list(best.values())
+
+
+def test_a_paper_the_index_does_not_know_is_still_scored(fake_seeded):
+    retriever = fake_seeded.retriever
+    index = retriever.lexical
+    known = sorted(index.paper_rows)[:3]
+    stale = retrieval.LexicalIndex([r for r in index.records if r.paper_id != known[0]])
+    vector = fake_seeded.embedder.embed(["anything"])[0]
+    assert {r.paper_id for r, _ in retriever._best_chunks(stale, known, vector)} == set(known)
+
+
+def test_store_is_opened_on_a_second_thread_during_the_embedding(fake_seeded):
+    seen = {}
+    fresh = Rag(Settings.load(data_dir=fake_seeded.settings.data_dir), embedder=FakeEmbedder())
+    real_connect = fresh.store._connect
+
+    def connect():
+        seen["connect"] = threading.current_thread().name
+        return real_connect()
+
+    fresh.store._connect = connect
+    real_embed = fresh.embedder.embed
+
+    def embed(texts):
+        seen["embed"] = threading.current_thread().name
+        return real_embed(texts)
+
+    fresh.embedder.embed = embed
+    assert fresh.search("graph neural networks", k=3)
+    assert seen == {"connect": "rag-open-store", "embed": threading.main_thread().name}
