@@ -272,3 +272,35 @@ def test_store_is_opened_on_a_second_thread_during_the_embedding(fake_seeded):
     fresh.embedder.embed = embed
     assert fresh.search("graph neural networks", k=3)
     assert seen == {"connect": "rag-open-store", "embed": threading.main_thread().name}
+
+
+# --- start-up -----------------------------------------------------------------------------------
+
+HEAVY = ["chromadb", "onnxruntime", "llama_cpp"]
+
+
+def _modules_after(code: str) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True, text=True, env=env, cwd=str(PROJECT_ROOT), check=True,
+    ).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_import_rag_loads_no_heavy_library():
+    loaded = _modules_after("import rag\nassert rag.__version__")
+    assert not [m for m in HEAVY + ["numpy", "rag.pipeline"] if m in loaded]
+    loaded = _modules_after("from rag import Rag, Settings, InputError")
+    assert not [m for m in HEAVY if m in loaded]
+
+
+def test_rag_help_loads_no_heavy_library():
+    code = (
+        "import sys, runpy\nsys.argv = ['rag', '--help']\n"
+        "try:\n    runpy.run_module('rag', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+    )
+    loaded = _modules_after(code)
+    assert "rag.cli" in loaded
+    assert not [m for m in HEAVY + ["numpy"] if m in loaded]
