@@ -274,6 +274,15 @@ def test_store_is_opened_on_a_second_thread_during_the_embedding(fake_seeded):
     assert seen == {"connect": "rag-open-store", "embed": threading.main_thread().name}
 
 
+def test_summarize_searches_once(seeded_fake_llm, fake_llm, monkeypatch):
+    calls = []
+    real = seeded_fake_llm.retriever.search
+    monkeypatch.setattr(seeded_fake_llm.retriever, "search", lambda *a, **kw: calls.append((a, kw)) or real(*a, **kw))
+    fake_llm.queue("NOT FOUND")
+    seeded_fake_llm.summarize("tabular classification with transformers")
+    assert len(calls) == 1
+
+
 # --- start-up -----------------------------------------------------------------------------------
 
 HEAVY = ["chromadb", "onnxruntime", "llama_cpp"]
