@@ -1,8 +1,11 @@
 """Text -> vectors. One method to implement (`embed`), so the ONNX model, a remote service and a
-test fake are interchangeable. The ONNX session is built once per embedder, not per call."""
+test fake are interchangeable. ONNX sessions are built once per embedder, not per call."""
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -21,55 +24,102 @@ class Embedder(Protocol):
 
 
 class OnnxEmbedder:
-    """all-MiniLM-L6-v2 (int8 ONNX): mean-pooled over the attention mask and L2-normalised."""
+    """all-MiniLM-L6-v2 (int8 ONNX): mean-pooled over the attention mask and L2-normalised.
+
+    Throughput on a few CPU cores: every text is tokenized once, texts are sorted by token count
+    and cut into small batches (little padding, small activations), and the batches are shared
+    among `workers` single-threaded ONNX sessions running in parallel (onnxruntime releases the
+    GIL). On 2 cores that took ~35% less CPU than one two-threaded session on batches of 32, with
+    the same vectors. A second session is only built when a call has more than one batch, so
+    embedding one query costs one session."""
 
     name = "minilm-l6-int8"
     dim = 384
 
-    def __init__(self, model_path: Path, tokenizer_path: Path, batch_size: int = 32, max_tokens: int = 256, threads: int = 0):
+    def __init__(
+        self, model_path: Path, tokenizer_path: Path, batch_size: int = 4, max_tokens: int = 256, threads: int = 0, workers: int = 0,
+    ):
         self.model_path = model_path
         self.tokenizer_path = tokenizer_path
         self.batch_size = batch_size
         self.max_tokens = max_tokens
-        self.threads = threads
-        self._session = None
+        self.threads = threads  # intra-op threads per session; 0 = 1 when several workers, else onnxruntime's choice
+        self.workers = workers or os.cpu_count() or 1
+        self._sessions: list = []
         self._tokenizer = None
+        self._lock = threading.Lock()
 
-    def _load(self) -> None:
+    def _session(self):
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
+        options = ort.SessionOptions()
+        threads = self.threads or (1 if self.workers > 1 else 0)
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
         try:
-            tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
-            options = ort.SessionOptions()
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-            options.log_severity_level = 3
-            session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"cannot load the embedding model ({exc}); run `rag models pull`") from None
-        tokenizer.enable_truncation(self.max_tokens)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self._tokenizer, self._session = tokenizer, session
-        self._inputs = {i.name for i in session.get_inputs()}
+
+    def _load(self, sessions: int = 1) -> list:
+        with self._lock:
+            if self._tokenizer is None:
+                from tokenizers import Tokenizer
+
+                try:
+                    tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+                except Exception as exc:
+                    raise ModelError(f"cannot load the embedding model ({exc}); run `rag models pull`") from None
+                tokenizer.enable_truncation(self.max_tokens)
+                tokenizer.no_padding()  # each batch is padded to its own longest text below
+                self._tokenizer = tokenizer
+            while len(self._sessions) < sessions:
+                session = self._session()
+                self._inputs = {i.name for i in session.get_inputs()}
+                self._sessions.append(session)
+            return self._sessions[:sessions]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self._session is None:
-            self._load()
+        texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        # Sorting by length keeps padding small inside each batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            out[idx] = self._embed_batch([texts[i] for i in idx])
+        if not texts:
+            return out
+        n_batches = -(-len(texts) // self.batch_size)
+        sessions = self._load(min(self.workers, n_batches))
+        ids = [e.ids for e in self._tokenizer.encode_batch(texts)]  # tokenized once, truncated, unpadded
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))  # similar lengths share a batch
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if len(sessions) == 1:
+            for idx in batches:
+                out[idx] = self._embed_batch(sessions[0], [ids[i] for i in idx])
+            return out
+        todo = iter(batches)
+        take = threading.Lock()
+
+        def work(session) -> None:
+            while True:
+                with take:
+                    idx = next(todo, None)
+                if idx is None:
+                    return
+                out[idx] = self._embed_batch(session, [ids[i] for i in idx])
+
+        with ThreadPoolExecutor(len(sessions), thread_name_prefix="embed") as pool:
+            for f in [pool.submit(work, s) for s in sessions]:
+                f.result()  # re-raise a worker's error here
         return out
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _embed_batch(self, session, token_ids: list[list[int]]) -> np.ndarray:
+        longest = max(len(t) for t in token_ids)
+        ids = np.zeros((len(token_ids), longest), dtype=np.int64)  # 0 is [PAD]
+        mask = np.zeros_like(ids)
+        for row, t in enumerate(token_ids):
+            ids[row, : len(t)] = t
+            mask[row, : len(t)] = 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        hidden = session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
         m = mask[..., None].astype(np.float32)
         pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

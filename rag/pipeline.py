@@ -179,10 +179,11 @@ class Rag:
             nonlocal done
             texts = [chunking.dense_text(item[0].title, c.text) for item, chunks in batch for c in chunks]
             vectors = self.embedder.embed(texts)
-            row = 0
+            row, items = 0, []
             for (paper, fhash, chash, old_chunks, sources), chunks in batch:
-                store.put_paper(paper, chunks, vectors[row : row + len(chunks)], chash, fhash, old_chunks, sources)
+                items.append((paper, chunks, vectors[row : row + len(chunks)], chash, fhash, old_chunks, sources))
                 row += len(chunks)
+            store.put_papers(items)  # one Chroma write per batch
             done += row
             batch.clear()
             if progress:
@@ -241,7 +242,7 @@ class Rag:
             if drop:
                 from rag.retrieval import LexicalIndex
 
-                LexicalIndex(store.all_chunks()).save(store.data_dir / "lexical", store.bump_generation())
+                LexicalIndex(store.all_chunks()).save(store.cache_dir / "lexical", store.bump_generation())
         return sorted(drop.values(), key=lambda p: p.title.lower())
 
     @staticmethod
@@ -275,14 +276,16 @@ class Rag:
         s = self.settings
         k = k or s.summary_k
         started = time.perf_counter()
-        candidates = self.retriever.search(topic, max(s.summary_max_papers, k), paper_ids=self._filtered_ids(filters))
-        relevant = self.relevant(candidates, s.summary_min_relevance)
+        most = max(s.summary_max_papers, k)
+        # One search serves both paths: as many papers as the direct path's own search would fetch.
+        candidates = self.retriever.search(topic, max(most, k * 3, 10), paper_ids=self._filtered_ids(filters))
+        relevant = self.relevant(candidates[:most], s.summary_min_relevance)
         if relevant:
             relevant = self.relevant(relevant, max(r.score for r in relevant) * s.summary_relative)
         if len(relevant) <= k:
             return self._answer(
                 topic, prompts.SUMMARIZE, k, "topic", on_token, s.summary_min_relevance, s.summary_max_tokens, whole_papers=False,
-                filters=filters, secondary=min((r.score for r in relevant), default=None),
+                filters=filters, secondary=min((r.score for r in relevant), default=None), candidates=(candidates[: max(k * 3, 10)], started),
             )
         sources = _fit_budget(relevant, s.context_tokens * len(relevant) // k)
         timings = Timings(retrieve_s=time.perf_counter() - started)
@@ -310,11 +313,16 @@ class Rag:
     def _answer(
         self, question: str, template: str, k: int, slot: str, on_token, threshold: float, max_tokens: int,
         whole_papers: bool, secondary: float | None = None, filters: Filters | None = None, retrieval_query: str | None = None,
+        candidates: tuple[list[Source], float] | None = None,
     ) -> Answer:
         """`threshold` decides whether anything is worth answering from; papers after the first
-        need only `secondary` (list questions want every paper that fits, not just the best)."""
-        started = time.perf_counter()
-        candidates = self.retriever.search(retrieval_query or question, max(k * 3, 10), paper_ids=self._filtered_ids(filters))
+        need only `secondary` (list questions want every paper that fits, not just the best).
+        `candidates`: (results of a search for `max(k * 3, 10)` papers already made, when it started)."""
+        if candidates is not None:
+            candidates, started = candidates
+        else:
+            started = time.perf_counter()
+            candidates = self.retriever.search(retrieval_query or question, max(k * 3, 10), paper_ids=self._filtered_ids(filters))
         relevant = self.relevant(candidates, threshold)
         sources = relevant[:1]
         if sources:

@@ -162,6 +162,52 @@ def test_real_embedder_output(real_embedder):
     assert float(vectors[0] @ close[0]) > float(vectors[0] @ close[1])
 
 
+def _reference_vectors(model_path, tokenizer_path, texts, batch_size=32):
+    """The embedder as it was before the parallel small-batch version: one onnxruntime session,
+    the tokenizer padding each batch of 32, texts in their given order."""
+    import numpy as np
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_path))
+    tok.enable_truncation(256)
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    rows = []
+    for start in range(0, len(texts), batch_size):
+        enc = tok.encode_batch(texts[start : start + batch_size])
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = session.run(None, {k: v for k, v in feed.items() if k in names})[0]
+        m = mask[..., None].astype(np.float32)
+        pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+        rows.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
+    return np.concatenate(rows)
+
+
+def test_parallel_small_batches_give_the_same_vectors_as_one_big_session(real_embedder):
+    """Sorting by length, batches of 4 and one session per core must not change any vector."""
+    import numpy as np
+
+    from rag import chunking, corpus
+    from rag.embedding import OnnxEmbedder
+    from conftest import SEEDS_DIR
+
+    papers = [p for f in corpus.load([SEEDS_DIR]) for p in f.papers]
+    texts = [chunking.dense_text(p.title, c.text) for p in papers for c in chunking.chunk_paper(p)][:16]
+    texts += ["x", "graph neural networks", " ".join(["word"] * 400)]  # shortest, short, truncated at 256 tokens
+    expected = _reference_vectors(real_embedder.model_path, real_embedder.tokenizer_path, texts)
+    got = real_embedder.embed(texts)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert np.abs(got - expected).max() < 1e-5
+    serial = OnnxEmbedder(real_embedder.model_path, real_embedder.tokenizer_path, workers=1, batch_size=7).embed(texts)
+    assert np.abs(serial - expected).max() < 1e-5
+
+
 def test_broken_embedding_model_is_a_model_error(tmp_path):
     from rag.embedding import OnnxEmbedder
 
