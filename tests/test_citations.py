@@ -258,3 +258,11 @@ def test_a_numbered_list_keeps_its_numbers_inside_the_items():
     assert [s.text for s in checker.sentences] == [
         "It uses two steps: 1. An off-policy controller optimises thrust [1].", "2. A fin ray is simulated [1]."
     ]
+
+
+def test_a_sentence_naming_a_title_is_never_moved_to_another_paper():
+    # Supported by paper 2's text, but it names paper 1: withheld rather than cited to paper 2.
+    _, checker, text = check('[1] "Fin Ray Control" classifies small tabular datasets with a transformer.')
+    assert text == "" and not checker.sentences[0].supported
+    _, checker, text = check('"Tabular Transformers" [1] classifies small tabular datasets with a transformer.')
+    assert text.endswith("[2].") and checker.sentences[0].supported
