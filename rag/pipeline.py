@@ -276,17 +276,13 @@ class Rag:
         s = self.settings
         k = k or s.summary_k
         started = time.perf_counter()
-        most = max(s.summary_max_papers, k)
-        # One search serves both paths: as many papers as the direct path's own search would fetch.
-        candidates = self.retriever.search(topic, max(most, k * 3, 10), paper_ids=self._filtered_ids(filters))
-        relevant = self.relevant(candidates[:most], s.summary_min_relevance)
+        candidates = self.retriever.search(topic, max(s.summary_max_papers, k), paper_ids=self._filtered_ids(filters))
+        relevant = self.relevant(candidates, s.summary_min_relevance)
         if relevant:
             relevant = self.relevant(relevant, max(r.score for r in relevant) * s.summary_relative)
         if len(relevant) <= k:
-            return self._answer(
-                topic, prompts.SUMMARIZE, k, "topic", on_token, s.summary_min_relevance, s.summary_max_tokens, whole_papers=False,
-                filters=filters, secondary=min((r.score for r in relevant), default=None), candidates=(candidates[: max(k * 3, 10)], started),
-            )
+            timings = Timings(retrieve_s=time.perf_counter() - started)
+            return self._respond(topic, prompts.SUMMARIZE, "topic", relevant, s.summary_max_tokens, on_token, False, started, timings, len(relevant))
         sources = _fit_budget(relevant, s.context_tokens * len(relevant) // k)
         timings = Timings(retrieve_s=time.perf_counter() - started)
         checked, notes = [], []
@@ -313,21 +309,23 @@ class Rag:
     def _answer(
         self, question: str, template: str, k: int, slot: str, on_token, threshold: float, max_tokens: int,
         whole_papers: bool, secondary: float | None = None, filters: Filters | None = None, retrieval_query: str | None = None,
-        candidates: tuple[list[Source], float] | None = None,
     ) -> Answer:
         """`threshold` decides whether anything is worth answering from; papers after the first
-        need only `secondary` (list questions want every paper that fits, not just the best).
-        `candidates`: (results of a search for `max(k * 3, 10)` papers already made, when it started)."""
-        if candidates is not None:
-            candidates, started = candidates
-        else:
-            started = time.perf_counter()
-            candidates = self.retriever.search(retrieval_query or question, max(k * 3, 10), paper_ids=self._filtered_ids(filters))
+        need only `secondary` (list questions want every paper that fits, not just the best)."""
+        started = time.perf_counter()
+        candidates = self.retriever.search(retrieval_query or question, max(k * 3, 10), paper_ids=self._filtered_ids(filters))
         relevant = self.relevant(candidates, threshold)
         sources = relevant[:1]
         if sources:
             sources += self.relevant(candidates[1:], threshold if secondary is None else secondary)[: k - 1]
         timings = Timings(retrieve_s=time.perf_counter() - started)
+        return self._respond(question, template, slot, sources, max_tokens, on_token, whole_papers, started, timings, max(len(relevant), len(sources)))
+
+    def _respond(
+        self, question: str, template: str, slot: str, sources: list[Source], max_tokens: int, on_token, whole_papers: bool,
+        started: float, timings: Timings, relevant: int,
+    ) -> Answer:
+        """One prompt over the chosen papers, or the abstention when none was chosen."""
         if not sources:
             timings.total_s = time.perf_counter() - started
             return Answer(question, prompts.ABSTAIN_MESSAGE, True, [], [], self._model_name(), timings)
@@ -336,7 +334,7 @@ class Rag:
         sources = _fit_budget(sources, self.settings.context_tokens)
         body = "\n\n".join(prompts.format_source(n, s.title, s.authors, s.text) for n, s in enumerate(sources, 1))
         user = template.format(**{slot: question, "sources": body})
-        return self._finish(question, user, sources, max_tokens, on_token, started, timings, relevant=max(len(relevant), len(sources)))
+        return self._finish(question, user, sources, max_tokens, on_token, started, timings, relevant=relevant)
 
     def _checked_generation(self, user: str, sources: list[Source], question: str, max_tokens: int, on_token):
         """Run the model with invalid markers stripped and every sentence checked as it streams."""
