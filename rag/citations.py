@@ -280,11 +280,7 @@ def name_papers(sentence: str, titles: list[str]) -> str:
 
     m = _NOUN.search(sentence)
     if m and named(m.group(2)):
-        rest = sentence[m.end() :]
-        again = re.search(r"\s*" + re.escape(m.group(2)) + r"\s*([.!?]?)$", rest)
-        if again:
-            rest = rest[: again.start()] + again.group(1)
-        return f"{sentence[: m.start()]}{m.group(1)} {named(m.group(2))}{rest}"
+        return f"{sentence[: m.start()]}{m.group(1)} {named(m.group(2))}{_without_end_marker(sentence[m.end() :], m.group(2))}"
     m = _TRAILING.search(sentence)
     if m and named(m.group(2)):
         sentence = f"{sentence[: m.start()]}{m.group(1)} {named(m.group(2))}{m.group(3)}"
@@ -293,8 +289,7 @@ def name_papers(sentence: str, titles: list[str]) -> str:
         return sentence
     rest = sentence[m.end() :]
     if rest[:1].islower():
-        again = re.search(r"\s*" + re.escape(m.group(1).strip()) + r"\s*([.!?]?)$", rest)
-        return f"{named(m.group(1))} {rest[: again.start()] + again.group(1) if again else rest}"
+        return f"{named(m.group(1))} {_without_end_marker(rest, m.group(1).strip())}"
     if m.group(0).rstrip() != m.group(1).rstrip():
         rest = sentence[len(m.group(1)) :]  # "[1] The paper "X" ...": the words stay, the marker moves
     if not rest:
@@ -305,6 +300,12 @@ def name_papers(sentence: str, titles: list[str]) -> str:
     body = rest.rstrip()
     end = body[-1] if body[-1] in ".!?" else ""
     return f"{body[: len(body) - len(end)].rstrip()} {markers}{end}"
+
+
+def _without_end_marker(text: str, markers: str) -> str:
+    """`text` without `markers` repeated at its end (the title in front already carries them)."""
+    again = re.search(r"\s*" + re.escape(markers) + r"\s*([.!?]?)$", text)
+    return text[: again.start()] + again.group(1) if again else text
 
 
 def _recite(sentence: str, n: int) -> str:
