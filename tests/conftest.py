@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -29,6 +31,15 @@ SEED_FILES = sorted(SEEDS_DIR.glob("*.txt"))
 # `rag models pull` writes to RAG_MODELS_DIR when set, else to ./models of the checkout.
 MODELS_DIR = Path(os.environ.get("RAG_MODELS_DIR") or PROJECT_ROOT / "models").expanduser()
 SEED_PAPERS = 82
+
+@functools.cache
+def load_script():
+    """scripts/load.py as a module: its tests, and the server fixtures that start servers the same way."""
+    spec = importlib.util.spec_from_file_location("load_script", PROJECT_ROOT / "scripts" / "load.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 PULL_HINT = "run `rag models pull` (from the project root, with the venv active) before the test suite"
 

@@ -3,7 +3,6 @@ one small real run with both servers (2 clients x 1 question, short answers, 5 p
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import socket
@@ -13,20 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEED_PAPERS
+from conftest import SEED_PAPERS, load_script
 from rag.settings import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "scripts" / "load.py"
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("load_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-load = _load_module()
+load = load_script()
 
 
 def _record(latency, ttft=0.5, retrieval=0.1, abstained=False, tokens=10, prompt=1000):

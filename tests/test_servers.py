@@ -3,79 +3,43 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import SEEDS_DIR
+from conftest import SEEDS_DIR, load_script
 from rag.errors import ModelError, StoreError
 from rag.generation import RemoteGenerator
 from rag.pipeline import Rag
 from rag.settings import Settings
 
 SMALL_MODEL = "qwen2.5-coder-0.5b-instruct.gguf"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not come up in {seconds}s")
-
-
-def _start(cmd: list[str], health: str, log: Path):
-    # Output goes to a file: an unread pipe fills up and stalls a chatty server.
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait(health, proc, log)
-    except BaseException:
-        proc.kill()
-        raise
-    return proc
+servers = load_script()  # free ports, start-and-wait, process-group teardown: as the load test does
 
 
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory):
-    port = _free_port()
+    port = servers.free_port()
     chroma = Path(sys.executable).with_name("chroma")
     folder = tmp_path_factory.mktemp("chroma-server")
-    proc = _start([str(chroma), "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)],
+    proc = servers.start_server([str(chroma), "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)],
                   f"http://127.0.0.1:{port}/api/v2/heartbeat", folder / "server.log")
     yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=30)
+    servers.stop(proc)
 
 
 @pytest.fixture(scope="module")
 def llm_url(models_dir, tmp_path_factory):
     model = models_dir / SMALL_MODEL
     assert model.exists(), f"{model} is missing: run `rag models pull qwen2.5-coder-0.5b` (CI does)"
-    port = _free_port()
+    port = servers.free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
            "--n_ctx", "4096", "--n_threads", "2"]
-    proc = _start(cmd, f"http://127.0.0.1:{port}/v1/models", tmp_path_factory.mktemp("llm-server") / "server.log")
+    proc = servers.start_server(cmd, f"http://127.0.0.1:{port}/v1/models", tmp_path_factory.mktemp("llm-server") / "server.log")
     yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(timeout=30)
+    servers.stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +83,7 @@ def test_ask_through_the_remote_model_cites_only_given_papers(served, llm_url):
 
 
 def test_unreachable_servers_are_one_line_errors(tmp_path):
-    port = _free_port()  # nothing listens here
+    port = servers.free_port()  # nothing listens here
     with pytest.raises(StoreError, match="cannot reach the Chroma server"):
         Rag(Settings.load(data_dir=tmp_path, chroma_url=f"http://127.0.0.1:{port}")).papers()
     with pytest.raises(ModelError, match="cannot reach the model server"):
