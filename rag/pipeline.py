@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rag import chunking, citations, corpus, prompts
+from rag import chunking, citations, corpus, evidence, prompts
 from rag.embedding import Embedder
 from rag.errors import InputError, RagError
 from rag.filters import Filters
@@ -266,7 +266,7 @@ class Rag:
             )
         return self._answer(
             question, prompts.ASK, k or s.k, "question", on_token, s.min_relevance, s.max_tokens, whole_papers=True,
-            filters=filters, retrieval_query=retrieval_query,
+            filters=filters, retrieval_query=retrieval_query, quote_echo=True,
         )
 
     def summarize(self, topic: str, k: int | None = None, on_token: OnToken | None = None, filters: Filters | None = None) -> Answer:
@@ -309,6 +309,7 @@ class Rag:
     def _answer(
         self, question: str, template: str, k: int, slot: str, on_token, threshold: float, max_tokens: int,
         whole_papers: bool, secondary: float | None = None, filters: Filters | None = None, retrieval_query: str | None = None,
+        quote_echo: bool = False,
     ) -> Answer:
         """`threshold` decides whether anything is worth answering from; papers after the first
         need only `secondary` (list questions want every paper that fits, not just the best)."""
@@ -319,11 +320,13 @@ class Rag:
         if sources:
             sources += self.relevant(candidates[1:], threshold if secondary is None else secondary)[: k - 1]
         timings = Timings(retrieve_s=time.perf_counter() - started)
-        return self._respond(question, template, slot, sources, max_tokens, on_token, whole_papers, started, timings, max(len(relevant), len(sources)))
+        return self._respond(
+            question, template, slot, sources, max_tokens, on_token, whole_papers, started, timings, max(len(relevant), len(sources)), quote_echo,
+        )
 
     def _respond(
         self, question: str, template: str, slot: str, sources: list[Source], max_tokens: int, on_token, whole_papers: bool,
-        started: float, timings: Timings, relevant: int,
+        started: float, timings: Timings, relevant: int, quote_echo: bool = False,
     ) -> Answer:
         """One prompt over the chosen papers, or the abstention when none was chosen."""
         if not sources:
@@ -334,7 +337,7 @@ class Rag:
         sources = _fit_budget(sources, self.settings.context_tokens)
         body = "\n\n".join(prompts.format_source(n, s.title, s.authors, s.text) for n, s in enumerate(sources, 1))
         user = template.format(**{slot: question, "sources": body})
-        return self._finish(question, user, sources, max_tokens, on_token, started, timings, relevant=relevant)
+        return self._finish(question, user, sources, max_tokens, on_token, started, timings, relevant, quote_echo)
 
     def _checked_generation(self, user: str, sources: list[Source], question: str, max_tokens: int, on_token):
         """Run the model with invalid markers stripped and every sentence checked as it streams."""
@@ -352,10 +355,29 @@ class Rag:
             on_token(tail)
         return checker, markers, gen
 
-    def _finish(self, question, user, sources, max_tokens, on_token, started, timings: Timings, relevant: int) -> Answer:
+    def _finish(self, question, user, sources, max_tokens, on_token, started, timings: Timings, relevant: int, quote_echo: bool = False) -> Answer:
         checker, markers, gen = self._checked_generation(user, sources, question, max_tokens, on_token)
         timings.add(gen, time.perf_counter() - started)
-        return self._answer_from(question, checker.text, sources, checker.sentences, markers.abstained, started, timings, relevant)
+        text, checked = checker.text, list(checker.sentences)
+        if quote_echo and not markers.abstained:
+            quotes = self._quotes_for_echo(question, text, sources)
+            if quotes:
+                added = evidence.quoted(quotes)
+                checked += [citations.CheckedSentence(f'"{q.sentence}" [{q.n}]', (q.n,), 1.0, True, q.sentence) for q in quotes]
+                text = f"{text} {added}"
+                if on_token:
+                    on_token(" " + added)
+        return self._answer_from(question, text, sources, checked, markers.abstained, started, timings, relevant)
+
+    def _quotes_for_echo(self, question: str, text: str, sources: list[Source]) -> list[evidence.Quote]:
+        """Quotes from the paper the answer cites first, when the answer only restates the question."""
+        cited = [n for n in citations.cited_numbers(text) if 1 <= n <= len(sources)]
+        if not cited or not evidence.adds_nothing(text, question, [s.title for s in sources], [s.text for s in sources]):
+            return []
+        n = cited[0]
+        return evidence.answering_sentences(
+            evidence.question_parts(question), [(n, sources[n - 1].text)], self.embedder, self.retriever.lexical.idf,
+        )
 
     def _answer_from(self, question, text, sources, checked, abstained: bool, started, timings: Timings, relevant: int) -> Answer:
         """The checked text becomes an Answer: an abstention, or citations that name given papers only."""

@@ -97,6 +97,24 @@ def test_invalid_marker_is_replaced_cleanly(seeded_fake_llm, fake_llm):
     assert answer.answer == f"{AUG_FACT} [1]."
 
 
+def test_an_answer_that_only_restates_the_question_gets_the_papers_sentence_quoted(seeded_fake_llm, fake_llm):
+    fake_llm.queue("The data-efficient augmentation method achieves speedups on CIFAR10 [1].")
+    answer, shown = ask(seeded_fake_llm, AUG_Q)
+    assert len(fake_llm.calls) == 1  # a quote, not a second model call
+    assert answer.answer.startswith("The data-efficient augmentation method achieves speedups on CIFAR10 [1]. The paper states: \"")
+    quote = answer.answer.split('states: "', 1)[1].rsplit('" [1]', 1)[0]
+    assert "6.3x" in quote and quote in answer.sources[0].text
+    assert shown.strip() == answer.answer
+    assert [c.title for c in answer.citations] == [AUG]
+    assert answer.checked[-1].supported and answer.checked[-1].quote == quote
+
+
+def test_an_answer_with_the_papers_facts_is_left_alone(seeded_fake_llm, fake_llm):
+    fake_llm.queue(f"{AUG_FACT} [1].")
+    answer, _ = ask(seeded_fake_llm, AUG_Q)
+    assert "The paper states" not in answer.answer
+
+
 @pytest.mark.parametrize("reply", ["None of the provided papers mention this.", "NOT FOUND. The papers do not say."])
 def test_refusal_phrases_abstain(seeded_fake_llm, fake_llm, reply):
     fake_llm.queue(reply)
