@@ -60,13 +60,14 @@ def question_parts(question: str) -> list[str]:
 
 
 def adds_nothing(answer: str, question: str, titles: list[str], source_texts: list[str]) -> bool:
-    """True when every word the answer takes from the papers was already in the question or a
-    title: it restates the question instead of answering it."""
+    """True when every word the answer takes from the papers, outside the titles it names, was
+    already in the question: it restates the question instead of answering it. A title's words
+    count when the answer uses them in its own sentence ("they play the iterated prisoner's dilemma")."""
     plain = re.sub(r"\[\d+\]", " ", answer)
-    for title in titles:
-        plain = plain.replace(title.strip(), " ")
+    for title in sorted(titles, key=len, reverse=True):
+        plain = re.sub(re.escape(title.strip()), " ", plain, flags=re.I)
     said = roots(plain) & roots(" ".join(source_texts))
-    return not (said - roots(question) - roots(" ".join(titles)))
+    return not (said - roots(question))
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,11 @@ def test_quoted_text_names_the_paper_number():
 
 def test_no_sentences_no_quotes():
     assert evidence.answering_sentences(["anything"], [(1, "Too short.")], FakeEmbedder()) == []
+
+
+def test_title_words_used_in_the_answers_own_sentence_count_as_an_answer():
+    title = "Q-learners Can Provably Collude in the Iterated Prisoner's Dilemma"
+    text = "In this work, we prove that multi-agent Q-learners playing the iterated prisoner's dilemma can learn to collude."
+    question = "What game do the multi-agent Q-learners play when they learn to collude?"
+    assert not evidence.adds_nothing("The multi-agent Q-learners play the iterated prisoner's dilemma [1].", question, [title], [text])
+    assert evidence.adds_nothing(f'"{title}" [1] shows that the multi-agent Q-learners learn to collude.', question, [title], [text])
