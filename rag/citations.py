@@ -267,6 +267,8 @@ _DECLINED = re.compile(r"(?:(?:it|this paper) is )?(?:not relevant|irrelevant|no
 _LEADING = re.compile(r"^((?:\[\d+\]\s*)+)(?:(?:It|They|This (?:paper|study|work)|The (?:paper|study|work))\s+)?")
 _TRAILING = re.compile(r"\b(is|are|was|were)\s+((?:\[\d+\](?:\s*(?:,|and)\s*)?)+)\s*([.!?]?)$")
 _NOUN = re.compile(r"\b((?:[Tt]he|[Tt]his) (?:paper|study|work|article)|[Pp]aper) ((?:\[\d+\])+)")
+# "proposed in [1] distills ...", "the work by [1] shows ...": a marker mid-sentence after a preposition is a noun too.
+_AFTER_PREPOSITION = re.compile(r"\b(in|by|from)\s+((?:\[\d+\])+)(?=\s+[a-z])")
 
 
 def name_papers(sentence: str, titles: list[str]) -> str:
@@ -278,7 +280,7 @@ def name_papers(sentence: str, titles: list[str]) -> str:
         numbers = [int(n) for n in re.findall(r"\d+", markers) if 1 <= int(n) <= len(titles)]
         return " and ".join(f'"{titles[n - 1].strip()}" [{n}]' for n in numbers)
 
-    m = _NOUN.search(sentence)
+    m = _NOUN.search(sentence) or _AFTER_PREPOSITION.search(sentence)
     if m and named(m.group(2)):
         return f"{sentence[: m.start()]}{m.group(1)} {named(m.group(2))}{_without_end_marker(sentence[m.end() :], m.group(2))}"
     m = _TRAILING.search(sentence)

@@ -229,6 +229,10 @@ TITLES = [s.title for s in SOURCES]
         ("In this paper [2], tables are classified.", 'In this paper "Tabular Transformers" [2], tables are classified.'),
         ('[1] The paper "Fin Ray Control" optimises thrust.', 'The paper "Fin Ray Control" optimises thrust [1].'),
         ("Paper [2] classifies tables.", 'Paper "Tabular Transformers" [2] classifies tables.'),
+        ("The method proposed in [1] optimises thrust.", 'The method proposed in "Fin Ray Control" [1] optimises thrust.'),
+        ("The work by [2] shows that tables are classified [2].", 'The work by "Tabular Transformers" [2] shows that tables are classified.'),
+        ("Thrust is optimised in [1].", "Thrust is optimised in [1]."),
+        ("As shown in [1], thrust is optimised.", "As shown in [1], thrust is optimised."),
     ],
 )
 def test_a_marker_used_as_a_noun_becomes_the_title(raw, expected):
