@@ -270,3 +270,15 @@ def test_a_sentence_naming_a_title_is_never_moved_to_another_paper():
     assert text == "" and not checker.sentences[0].supported
     _, checker, text = check('"Tabular Transformers" [1] classifies small tabular datasets with a transformer.')
     assert text.endswith("[2].") and checker.sentences[0].supported
+
+
+def test_a_title_does_not_vouch_for_what_the_sentence_says_about_its_paper():
+    long_titles = [
+        src("Multi-task Self-supervised Graph Neural Networks", "Self-supervised graph neural networks learn node embeddings from pretext tasks."),
+        src("A hybrid metaheuristic framework for network design", "A hybrid deep-learning metaheuristic framework solves bi-level network design problems."),
+    ]
+    mixed = '"Multi-task Self-supervised Graph Neural Networks" [1] proposes a hybrid metaheuristic framework for bi-level design problems.'
+    _, checker, text = check(mixed, long_titles)
+    assert text == "" and not checker.sentences[0].supported
+    right = '"Multi-task Self-supervised Graph Neural Networks" [1] learns node embeddings from pretext tasks.'
+    assert check(right, long_titles)[2] == right
