@@ -44,15 +44,16 @@ method, data or result names, for example: "[2] proposes X, a method for Y." If 
 Answer:"""
 
 # Summaries go paper by paper, then one sentence across them: the 1.5B model asked for a
-# free-form synthesis wrote about one paper and dropped the rest.
+# free-form synthesis wrote about one paper and dropped the rest. One sentence per paper, measured,
+# kept the paper's gist but dropped its named data and results; one or two that name them kept them.
 _SUMMARIZE_PAPERS = """Topic: {topic}
 
 Papers:
 {sources}
 
-Summarise what these papers say about the topic. For each paper that is about the topic, write one sentence \
-in your own words saying what that paper does or finds, and start it with the paper number in square \
-brackets, for example: "[2] shows that ...". Skip papers that are not about the topic. Use only the papers \
+Summarise what these papers say about the topic. For each paper that is about the topic, write one or two \
+sentences saying what that paper does or finds, naming its method, data and main result as the paper names \
+them, and start with the paper number in square brackets, for example: "[2] shows that ...". Skip papers that are not about the topic. Use only the papers \
 above. If none of the papers is about the topic, reply only: """ + ABSTAIN_MARKER
 
 SUMMARIZE = _SUMMARIZE_PAPERS + """ \
