@@ -1,12 +1,11 @@
 """The paper's own sentences that answer a question, for when the model's answer says nothing new.
 
-Given a paraphrased question ("which study ... decoupling the simulations from the network updates,
-and what hand-designed actuation did the learned policy beat?") the small local models often
-restate the question word for word and cite the right paper, but never say what the paper found.
-Such an answer is detected in code (it holds no word of the paper beyond the question's and the
-titles'), and the tool then quotes, for each part of the question, the sentence of the cited
-paper that answers it best. A verbatim quote cannot misstate the paper, so the sentence check
-and the citation rules still hold."""
+Given a paraphrased question ("Which study did X, and what did its method beat?") the small local
+models often restate the question word for word and cite the right paper, but never say what the
+paper found. Such an answer is detected in code (outside the titles it names, it holds no word of
+the paper that the question did not already have), and the tool then quotes, for each part of the
+question, the sentence of the cited paper that answers it best. A verbatim quote cannot misstate
+the paper, so the sentence check and the citation rules still hold."""
 
 from __future__ import annotations
 
