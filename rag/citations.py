@@ -170,6 +170,14 @@ def support(sentence: str, source_text: str) -> float:
     return len(words & set(tokenize(source_text))) / len(words)
 
 
+def without_titles(text: str, titles: list[str]) -> str:
+    """`text` with each title it names (any case) blanked out, longest first so a title that
+    contains another is removed whole."""
+    for title in sorted((t.strip() for t in titles), key=len, reverse=True):
+        text = re.sub(re.escape(title), " ", text, flags=re.I)
+    return text
+
+
 def numbers_found(sentence: str, source_text: str) -> bool:
     """Every multi-digit or decimal number in a claim must appear in its source."""
     plain = re.sub(r"\[\d+\]", " ", sentence)
@@ -238,9 +246,7 @@ class SentenceChecker:
     def _support(self, sentence: str, numbers) -> float:
         """A title the sentence names is not a claim: its words would vouch for whatever else the
         sentence says about that paper (a mix-up of two papers under one title passed before)."""
-        for title in sorted((s.title.strip() for s in self.sources), key=len, reverse=True):
-            if len(title) > 12:
-                sentence = re.sub(re.escape(title), " ", sentence, flags=re.I)
+        sentence = without_titles(sentence, [s.title for s in self.sources if len(s.title.strip()) > 12])
         return support(sentence, f"{self.question} {self._text_of(numbers)}")
 
     def _release(self, raw: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from rag.chunking import split_sentences
+from rag.citations import without_titles
 from rag.embedding import Embedder
 
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ments", "ment", "ally", "ies", "ed", "es", "al", "ly", "er", "s", "e")
@@ -62,9 +63,7 @@ def adds_nothing(answer: str, question: str, titles: list[str], source_texts: li
     """True when every word the answer takes from the papers, outside the titles it names, was
     already in the question: it restates the question instead of answering it. A title's words
     count when the answer uses them in its own sentence ("they play the iterated prisoner's dilemma")."""
-    plain = re.sub(r"\[\d+\]", " ", answer)
-    for title in sorted(titles, key=len, reverse=True):
-        plain = re.sub(re.escape(title.strip()), " ", plain, flags=re.I)
+    plain = without_titles(re.sub(r"\[\d+\]", " ", answer), titles)
     said = roots(plain) & roots(" ".join(source_texts))
     return not (said - roots(question))
 

@@ -53,8 +53,9 @@ Papers:
 
 Summarise what these papers say about the topic. For each paper that is about the topic, write one or two \
 sentences saying what that paper does or finds, naming its method, data and main result as the paper names \
-them, and start with the paper number in square brackets, for example: "[2] shows that ...". Skip papers that are not about the topic. Use only the papers \
-above. If none of the papers is about the topic, reply only: """ + ABSTAIN_MARKER
+them, and start with the paper number in square brackets, for example: "[2] shows that ...". Skip papers \
+that are not about the topic. Use only the papers above. If none of the papers is about the topic, reply \
+only: """ + ABSTAIN_MARKER
 
 SUMMARIZE = _SUMMARIZE_PAPERS + """ \
 Finish with one sentence on what these papers have in common or how they differ, citing their numbers.
