@@ -263,12 +263,15 @@ class Store:
         """Write many papers in one upsert (one Chroma write per batch, not per paper: at 1,000
         papers the per-paper writes were ~15% of the ingest), then drop each paper's leftover chunks.
         Each item is (paper, chunks, vectors, content_hash, file_hash, old_chunks, sources), as for
-        `put_paper`. Upsert first, clean up after: a crash in between never loses a paper, and what
-        it leaves (chunks with an older hash) makes `stored_papers` report the paper as changed."""
+        `put_paper`. Upsert first, clean up after, and stamp the content hash last: a crash at any
+        point never loses a paper, and what it leaves (chunks with no hash or an older one) makes
+        `stored_papers` report the paper as changed, so the next ingest writes it again. A paper
+        longer than one Chroma batch was once stamped complete by its first batch."""
         ids: list[str] = []
         vectors: list[np.ndarray] = []
         documents: list[str] = []
         metadatas: list[dict] = []
+        hashes: list[str] = []
         replaced: list[str] = []  # papers already in the store: their old chunks may outnumber the new
         for paper, chunks, vecs, content_hash, file_hash, old_chunks, sources in items:
             sources = list(sources or [paper.source])
@@ -279,7 +282,7 @@ class Store:
                 "source": sources[0],
                 "sources": json.dumps(sources),  # Chroma metadata holds scalars only
                 "file_hash": file_hash,
-                "content_hash": content_hash,
+                "content_hash": "",  # stamped below, once every chunk is written
             }
             if paper.year is not None:
                 meta["year"] = paper.year
@@ -289,6 +292,7 @@ class Store:
             vectors.append(np.asarray(vecs, dtype=np.float32).reshape(len(chunks), -1))
             documents += [c.text for c in chunks]
             metadatas += [{**meta, "chunk_index": c.index, **({"page": c.page} if c.page is not None else {})} for c in chunks]
+            hashes += [content_hash] * len(chunks)
             if old_chunks:
                 replaced.append(paper.paper_id)
         if not ids:
@@ -307,6 +311,9 @@ class Store:
             stale = [i for i in got["ids"] if i not in keep]
             for i in range(0, len(stale), step):
                 col.delete(ids=stale[i : i + step])
+        stamped = [{**m, "content_hash": h} for m, h in zip(metadatas, hashes)]
+        for i in range(0, len(ids), step):
+            col.update(ids=ids[i : i + step], metadatas=stamped[i : i + step])
 
     def _max_batch(self) -> int:
         try:
