@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +168,7 @@ def parse_document(text: str, source: str) -> Paper:
     rest.remove(title_line)
     body = clean_text(" ".join(l.lstrip("#").strip() for l in rest))
     blocks = document_blocks(text, title_line)
-    return Paper(paper_id=paper_id_for(title), title=title, authors=(), abstract=body, source=source, blocks=blocks)
+    return Paper(paper_id=paper_id_for(title), title=title, authors=(), abstract=body, source=source, blocks=blocks, kind="note")
 
 
 def document_blocks(text: str, title_line: str) -> tuple[Block, ...]:
@@ -195,6 +196,23 @@ def document_blocks(text: str, title_line: str) -> tuple[Block, ...]:
     return tuple(blocks) if len(blocks) > 1 else ()
 
 
+def can_merge(a: Paper, b: Paper) -> bool:
+    """Whether two files' papers of one title are the same paper. A bibliographic record (listing or
+    BibTeX entry) joins a PDF or another record; two texts of their own (two PDFs, a note and
+    anything) join only when the text is the same. Otherwise a note titled like a stored paper would
+    silently replace that paper's text."""
+    if content_hash(a) == content_hash(b):
+        return True
+    kinds = {a.kind, b.kind}
+    return "note" not in kinds and kinds != {"pdf"}
+
+
+def distinct_id(paper: Paper) -> Paper:
+    """The same title read from a file whose text is not that paper's: a paper of its own, with an
+    id that stays the same across runs for the same file."""
+    return dataclasses.replace(paper, paper_id=paper_id_for(f"{paper.title}\n{paper.source}"))
+
+
 def merge_sources(a: Paper, b: Paper) -> Paper:
     """The same paper from two files (a PDF and its BibTeX entry): the full text comes from the file
     that has it, the bibliographic fields from the record that is only bibliography, which is the
@@ -209,6 +227,7 @@ def merge_sources(a: Paper, b: Paper) -> Paper:
         year=record.year if record.year is not None else full.year,
         venue=record.venue or full.venue,
         blocks=full.blocks,
+        kind=full.kind if full.kind != "record" else record.kind,
     )
 
 
@@ -279,10 +298,16 @@ def read_file(path: Path) -> SourceFile:
     from rag import readers
 
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(f"{path}: file too large ({size / 2**20:.0f} MB, limit {MAX_FILE_BYTES / 2**20:.0f} MB)")
-        data = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # A FIFO hung the ingest and /dev/zero filled memory: only regular files are read.
+            raise InputError(f"{path}: not a regular file (only files and folders of papers are read)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise InputError(f"{path}: file too large ({info.st_size / 2**20:.0f} MB, limit {MAX_FILE_BYTES / 2**20:.0f} MB)")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)  # a file growing while read stops at the limit
+        if len(data) > MAX_FILE_BYTES:
+            raise InputError(f"{path}: file too large (limit {MAX_FILE_BYTES / 2**20:.0f} MB)")
     except OSError as exc:
         raise InputError(f"{path}: cannot read the file ({exc.strerror or exc.__class__.__name__})") from None
     source = str(path.resolve())

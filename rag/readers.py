@@ -94,7 +94,7 @@ def read_pdf(data: bytes, source: str, name: str) -> Paper:
     abstract = " ".join(b.text for b in blocks if b.section.lower() == "abstract") or (blocks[0].text if blocks else "")
     return Paper(
         paper_id=paper_id_for(title), title=title, authors=tuple(authors), abstract=abstract,
-        source=source, year=year, blocks=tuple(blocks),
+        source=source, year=year, blocks=tuple(blocks), kind="pdf",
     )
 
 

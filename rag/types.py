@@ -27,6 +27,7 @@ class Paper:
     year: int | None = None
     venue: str = ""
     blocks: tuple[Block, ...] = ()  # full text in reading order; empty for listing/BibTeX records
+    kind: str = "record"  # "record" (listing/BibTeX entry), "pdf" or "note": decides what may merge
 
 
 @dataclass(frozen=True)
