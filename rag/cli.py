@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from rag.errors import RagError
+from rag.errors import InputError, RagError
 from rag.settings import Settings
 
 app = typer.Typer(
@@ -247,26 +247,42 @@ def papers(
     typer.echo(f"{len(infos)} papers")
 
 
+HANDFUL = 5  # removing more papers than this asks first
+
+
 @app.command()
 def remove(
-    targets: List[str] = typer.Argument(..., help="Paper ids (from `rag papers`) or source files/folders."),
+    targets: List[str] = typer.Argument(..., help="Paper ids (from `rag papers`) or the files/folders papers were read from."),
+    yes: bool = typer.Option(False, "--yes", "-y", help=f"Remove more than {HANDFUL} papers without asking."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only show what would be removed."),
     data_dir: Optional[Path] = DataDir,
     as_json: bool = JsonOpt,
     chroma_url: Optional[str] = ChromaOpt,
 ):
     """Take papers out of the index, by id or by the file or folder they came from. A paper also
-    read from another file only loses that source.
+    read from another file only loses that source. More than a handful of papers are listed and
+    need a yes (or --yes).
 
-    Example: rag remove ~/papers/old-draft.pdf 86d9a8fab257
+    Example: rag remove ~/papers/old-draft.pdf 86d9a8fab257 --dry-run
     """
     with _errors():
-        removed = _rag(data_dir=data_dir, chroma_url=chroma_url).remove(targets)
+        rag = _rag(data_dir=data_dir, chroma_url=chroma_url)
+        plan = rag.plan_removal(targets)
+        if not dry_run and len(plan.drop) > HANDFUL and not yes:
+            for p in plan.drop:
+                typer.echo(f"would remove {_paper_line(p)}", err=True)
+            if not sys.stdin.isatty():
+                raise InputError(f"this would remove {len(plan.drop)} papers; add --yes to confirm (or --dry-run to list them)")
+            if not typer.confirm(f"Remove these {len(plan.drop)} papers?", default=False, err=True):
+                typer.echo("nothing removed", err=True)
+                raise typer.Exit(1)
+        removed = plan.drop if dry_run else rag.remove(targets)
     if as_json:
-        _print_json({"removed": [_paper_json(p) for p in removed]})
+        _print_json({"removed": [_paper_json(p) for p in removed], **({"dry_run": True} if dry_run else {})})
         return
     for p in removed:
-        typer.echo(f"removed {_paper_line(p)}")
-    typer.echo(f"{len(removed)} papers removed")
+        typer.echo(f"{'would remove' if dry_run else 'removed'} {_paper_line(p)}")
+    typer.echo(f"{len(removed)} papers {'would be removed' if dry_run else 'removed'}")
 
 
 @app.command()

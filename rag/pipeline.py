@@ -4,6 +4,7 @@ layer over `Rag`; anything it does, `import rag` can do."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -18,10 +19,18 @@ from rag.generation import Generator, OnToken
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import Store
-from rag.types import Answer, IngestReport, PaperInfo, Source, Timings
+from rag.types import Answer, IngestReport, Paper, PaperInfo, Source, Timings
 
 Progress = Callable[[int, int], None]  # (done, total)
 CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Papers that would go, and papers that would only lose some sources (id -> sources left)."""
+
+    drop: list[PaperInfo]
+    trim: dict[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -82,52 +91,57 @@ class Rag:
     # --- ingest ------------------------------------------------------------------------------
 
     def ingest(self, paths: list[Path] | None = None, progress: Progress | None = None) -> IngestReport:
-        """Index files; unchanged papers cost nothing, changed ones are replaced in place, and papers
-        whose files are all gone are removed. Every input is read before the store is touched; a file
-        that cannot be read is skipped and named in `report.skipped`, unless nothing could be read."""
+        """Index files; unchanged papers cost nothing, changed ones are replaced in place. Only what
+        was given is pruned: a paper goes when the file it came from was re-read without it, or was
+        under a given folder and is gone. Papers of files not given stay, even when those files are
+        unreachable (an unmounted drive), and a file read with problems (a broken BibTeX entry) keeps
+        the papers it held. Every input is read before the store is touched; a file that cannot be
+        read is skipped and named in `report.skipped`, unless nothing could be read."""
         started = time.perf_counter()
-        batch = corpus.load_batch(list(paths) if paths else [self.settings.seed_dir])
+        roots = list(paths) if paths else [self.settings.seed_dir]
+        batch = corpus.load_batch(roots)
         if batch.skipped and not batch.files:
             more = f" (and {len(batch.skipped) - 1} more files skipped)" if len(batch.skipped) > 1 else ""
             raise InputError(f"{batch.skipped[0].path}: {batch.skipped[0].reason}{more}")
+        if not batch.files:
+            raise InputError(f"{', '.join(map(str, roots))}: no paper files found (PDF, BibTeX, .txt, .md)")
         files = batch.files
-        incoming: dict[str, tuple] = {}  # paper_id -> (paper, file hash, sources it was read from)
+        incoming: dict[str, _Incoming] = {}
         for f in files:
             for paper in f.papers:
-                seen = incoming.get(paper.paper_id)
-                if seen is None:
-                    incoming[paper.paper_id] = (paper, f.file_hash, [f.path])
-                elif f.path not in seen[2]:
-                    incoming[paper.paper_id] = (corpus.merge_sources(seen[0], paper), seen[1], seen[2] + [f.path])
+                _add_incoming(incoming, paper, f.file_hash, f.path)
         report = IngestReport(files=len(files), papers=len(incoming), skipped=[s.line() for s in batch.skipped])
-        read_sources = {f.path for f in files}
+        # A file read in full vouches for which papers it holds; one read with problems does not.
+        read_whole = {f.path for f in files if not f.problems}
+        given = [str(Path(p).resolve()) for p in roots]
 
-        def kept(old) -> list[str]:
-            """Sources of a stored paper that this batch did not re-read and that still exist."""
+        def still_there(source: str) -> bool:
             # On a shared Chroma server another machine's paths are not ours to judge.
-            return [s for s in old.sources if s not in read_sources and (self.store.url or Path(s).exists())]
+            return bool(self.store.url) or Path(source).exists()
 
         with self.store.writer() as store:
             existing = store.stored_papers()
-            self._merge_other_sources(incoming, existing, read_sources)
+            self._merge_other_sources(incoming, existing, {f.path for f in files}, given)
+            report.papers = len(incoming)
             to_embed = []
-            for pid, (paper, fhash, sources) in incoming.items():
+            for pid, new in incoming.items():
                 old = existing.get(pid)
-                chash = corpus.content_hash(paper)
-                all_sources = sorted(set(sources) | set(kept(old) if old else []))
+                chash = corpus.content_hash(new.paper)
+                kept = [s for s in (old.sources if old else ()) if s not in read_whole and still_there(s)]
+                all_sources = sorted(set(new.sources) | set(kept))
                 if old is None or old.content_hash != chash:
-                    to_embed.append((paper, fhash, chash, old.chunks if old else 0, all_sources))
+                    to_embed.append(_Work(new.paper, new.file_hash, chash, old.chunks if old else 0, all_sources))
                     report.added += old is None
                     report.updated += old is not None
                 else:
-                    if (list(old.sources), old.file_hash) != (all_sources, fhash):
-                        store.update_file_hash(pid, all_sources[0], fhash, old.chunks, all_sources)
+                    if (list(old.sources), old.file_hash) != (all_sources, new.file_hash):
+                        store.update_file_hash(pid, all_sources[0], new.file_hash, old.chunks, all_sources)
                     report.unchanged += 1
             gone = []
             for pid, old in existing.items():
                 if pid in incoming:
                     continue
-                remaining = kept(old)
+                remaining = [s for s in old.sources if s not in read_whole and (not _under(s, given) or still_there(s))]
                 if not remaining:
                     gone.append(pid)
                 elif remaining != list(old.sources):  # read again without this paper, but another file still has it
@@ -147,28 +161,43 @@ class Rag:
         return report
 
     @staticmethod
-    def _merge_other_sources(incoming: dict, existing: dict, read_sources: set[str]) -> None:
+    def _merge_other_sources(incoming: dict[str, "_Incoming"], existing: dict, read_sources: set[str], given: list[str]) -> None:
         """A paper read from one of its files (the PDF) is merged with its other files (the .bib)
-        that this batch did not read, so its stored metadata does not flip with what was given."""
+        that this batch did not read, so its stored metadata does not flip with what was given. When
+        the stored paper is another text of the same title (a note named like a listed paper), the
+        newcomer becomes a paper of its own instead of replacing it."""
         wanted: dict[str, list[str]] = {}
-        for pid in incoming:
+        for pid in list(incoming):
             old = existing.get(pid)
-            for src in old.sources if old else ():
-                if src not in read_sources and Path(src).exists():
+            others = [s for s in (old.sources if old else ()) if s not in read_sources]
+            unreachable = False
+            for src in others:
+                if Path(src).exists():
                     wanted.setdefault(src, []).append(pid)
+                else:
+                    unreachable = unreachable or not _under(src, given)  # gone from a given folder: pruned
+            new = incoming[pid]
+            if unreachable and new.paper.kind != "record" and old.content_hash != corpus.content_hash(new.paper):
+                _separate(incoming, pid)  # the stored text cannot be compared: never overwrite it
         for src, pids in wanted.items():
             try:
                 other = corpus.read_file(Path(src))
             except InputError:
                 continue  # unreadable now: it keeps its place as a source, as a skipped file would
             for paper in other.papers:
-                if paper.paper_id in pids:
-                    merged, fhash, sources = incoming[paper.paper_id]
-                    incoming[paper.paper_id] = (corpus.merge_sources(merged, paper), fhash, sources + [src])
+                new = incoming.get(paper.paper_id)
+                if paper.paper_id not in pids or new is None:
+                    continue
+                if corpus.can_merge(new.paper, paper):
+                    incoming[paper.paper_id] = _Incoming(corpus.merge_sources(new.paper, paper), new.file_hash, new.sources + [src])
+                else:
+                    _separate(incoming, paper.paper_id)
 
-    def _embed_and_store(self, store: Store, work: list, progress: Progress | None, batch_chunks: int = 64) -> int:
+    def _embed_and_store(self, store: Store, work: list["_Work"], progress: Progress | None, batch_chunks: int = 64) -> int:
+        """Embed in slices of `batch_chunks` texts, so Ctrl-C stops a long paper within a slice, and
+        write whole papers only: a paper is stored once all its chunks have vectors."""
         s = self.settings
-        planned = [(item, chunking.chunk_paper(item[0], s.chunk_words, s.chunk_overlap)) for item in work]
+        planned = [(item, chunking.chunk_paper(item.paper, s.chunk_words, s.chunk_overlap)) for item in work]
         total = sum(len(chunks) for _, chunks in planned)
         done = 0
         if progress:
@@ -176,12 +205,19 @@ class Rag:
         batch: list = []
 
         def flush():
+            import numpy as np
+
             nonlocal done
-            texts = [chunking.dense_text(item[0].title, c.text) for item, chunks in batch for c in chunks]
-            vectors = self.embedder.embed(texts)
+            texts = [chunking.dense_text(item.paper.title, c.text) for item, chunks in batch for c in chunks]
+            parts = []
+            for i in range(0, len(texts), batch_chunks):
+                parts.append(self.embedder.embed(texts[i : i + batch_chunks]))
+                if progress and len(texts) > batch_chunks:
+                    progress(done + min(i + batch_chunks, len(texts)), total)
+            vectors = parts[0] if len(parts) == 1 else np.concatenate(parts)
             row, items = 0, []
-            for (paper, fhash, chash, old_chunks, sources), chunks in batch:
-                items.append((paper, chunks, vectors[row : row + len(chunks)], chash, fhash, old_chunks, sources))
+            for item, chunks in batch:
+                items.append((item.paper, chunks, vectors[row : row + len(chunks)], item.content_hash, item.file_hash, item.old_chunks, item.sources))
                 row += len(chunks)
             store.put_papers(items)  # one Chroma write per batch
             done += row
@@ -210,40 +246,52 @@ class Rag:
         """The papers a filter allows, worked out from the store's metadata before retrieval."""
         return set(self.store.matching_paper_ids(filters)) if filters is not None and filters.active else None
 
-    def remove(self, targets: list[str]) -> list[PaperInfo]:
-        """Take papers out by id, or by source file/folder. A paper also read from another file only
-        loses that source; it goes when it has none left. Unknown targets are an error, before any change."""
+    def plan_removal(self, targets: list[str]) -> Removal:
+        """What `remove` would do, changing nothing. A target is a paper id, an existing file or
+        folder, or a path a paper was stored from (a file since deleted, a folder on an unmounted
+        drive), compared as whole path components, never as a substring: `rag remove ''` or
+        `rag remove e` once matched every stored path. Any other target is an error, before any change."""
         infos = self.store.paper_infos()
         by_id = {p.paper_id: p for p in infos}
         drop: dict[str, PaperInfo] = {}
-        trim: dict[str, list[str]] = {}
+        left: dict[str, list[str]] = {}
         for target in targets:
+            if not target.strip():
+                raise InputError("an empty target: give a paper id (see `rag papers`) or a file or folder")
             if target in by_id:
                 drop[target] = by_id[target]
                 continue
-            f = Filters(source=target)
-            hits = [p for p in infos if any(f.source_matches(s) for s in p.sources)]
+            wanted = str(Path(target).expanduser().resolve())
+            hits = [p for p in infos if any(_under(s, [wanted]) for s in p.sources)]
             if not hits:
-                raise InputError(f"{target}: no indexed paper has this id or source; see `rag papers`")
+                raise InputError(f"{target}: no indexed paper has this id or was read from this path; see `rag papers -v`")
             for p in hits:
-                left = [s for s in trim.get(p.paper_id, list(p.sources)) if not f.source_matches(s)]
-                trim[p.paper_id] = left
+                left[p.paper_id] = [s for s in left.get(p.paper_id, list(p.sources)) if not _under(s, [wanted])]
+        trim = {}
+        for pid, sources in left.items():
+            if pid in drop:
+                continue
+            if sources:
+                trim[pid] = sources
+            else:
+                drop[pid] = by_id[pid]
+        return Removal(sorted(drop.values(), key=lambda p: p.title.lower()), trim)
+
+    def remove(self, targets: list[str]) -> list[PaperInfo]:
+        """Take papers out by id, or by source file/folder. A paper also read from another file only
+        loses that source; it goes when it has none left."""
+        plan = self.plan_removal(targets)
         with self.store.writer() as store:
             stored = store.stored_papers()
-            for pid, left in trim.items():
-                if pid in drop:
-                    continue
-                if left:
-                    old = stored[pid]
-                    store.update_file_hash(pid, left[0], old.file_hash, old.chunks, left)
-                else:
-                    drop[pid] = by_id[pid]
-            store.delete_papers(list(drop))
-            if drop:
+            for pid, sources in plan.trim.items():
+                old = stored[pid]
+                store.update_file_hash(pid, sources[0], old.file_hash, old.chunks, sources)
+            store.delete_papers([p.paper_id for p in plan.drop])
+            if plan.drop:
                 from rag.retrieval import LexicalIndex
 
                 LexicalIndex(store.all_chunks()).save(store.cache_dir / "lexical", store.bump_generation())
-        return sorted(drop.values(), key=lambda p: p.title.lower())
+        return plan.drop
 
     @staticmethod
     def relevant(sources: list[Source], threshold: float) -> list[Source]:
@@ -482,3 +530,48 @@ def _fit_budget(sources: list[Source], budget_tokens: int) -> list[Source]:
         end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
         fitted.append(_replace_text(s, cut[: end + 1] if end > share // 2 else cut.rsplit(" ", 1)[0] + " …"))
     return fitted
+
+
+@dataclass
+class _Incoming:
+    """A paper read in this ingest, with the file hash and every file it was read from."""
+
+    paper: Paper
+    file_hash: str
+    sources: list[str]
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A paper to embed and write, with what the store needs to replace its old version."""
+
+    paper: Paper
+    file_hash: str
+    content_hash: str
+    old_chunks: int
+    sources: list[str]
+
+
+def _add_incoming(incoming: dict[str, _Incoming], paper: Paper, fhash: str, path: str) -> None:
+    """One paper per title, unless two files hold different texts under it (see `corpus.can_merge`)."""
+    seen = incoming.get(paper.paper_id)
+    if seen is None:
+        incoming[paper.paper_id] = _Incoming(paper, fhash, [path])
+    elif path in seen.sources:
+        return
+    elif corpus.can_merge(seen.paper, paper):
+        incoming[paper.paper_id] = _Incoming(corpus.merge_sources(seen.paper, paper), seen.file_hash, seen.sources + [path])
+    else:
+        _add_incoming(incoming, corpus.distinct_id(paper), fhash, path)
+
+
+def _separate(incoming: dict[str, _Incoming], pid: str) -> None:
+    """Move a paper read in this batch to its own id: the title's id belongs to another text."""
+    new = incoming.pop(pid)
+    moved = corpus.distinct_id(new.paper)
+    incoming[moved.paper_id] = _Incoming(moved, new.file_hash, new.sources)
+
+
+def _under(source: str, roots: list[str]) -> bool:
+    """Whether a stored path is one of the given paths or inside a given folder (whole components)."""
+    return any(source == r or source.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
