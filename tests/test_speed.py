@@ -41,7 +41,10 @@ def test_ingest_writes_one_upsert_per_batch(fake_rag, seed_copy, monkeypatch):
     monkeypatch.setattr(Store, "put_papers", counting)
     report = fake_rag.ingest([seed_copy])
     assert sum(calls) == SEED_PAPERS
-    assert len(calls) == len(fake_rag.embedder.calls) < SEED_PAPERS / 10  # per batch of ~64 chunks, not per paper
+    # One write per batch of ~64 chunks, not per paper; a batch that ends past 64 chunks is embedded
+    # in two slices (so Ctrl-C stops within a slice) but still written once.
+    assert len(calls) <= len(fake_rag.embedder.calls) <= 2 * len(calls)
+    assert len(calls) < SEED_PAPERS / 10
     assert fake_rag.store.count() == report.chunks_embedded
 
 
