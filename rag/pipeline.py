@@ -519,10 +519,13 @@ def _replace_text(source: Source, text: str) -> Source:
 
 
 def _fit_budget(sources: list[Source], budget_tokens: int) -> list[Source]:
-    """Share the context budget evenly; a source over its share is cut at a sentence boundary."""
+    """Share the context budget evenly; a source over its share is cut at a sentence boundary. The
+    text is the one the model sees (`prompts.data_only`), so the sentence check cannot count an
+    instruction planted in a paper as support."""
     share = max(budget_tokens // max(len(sources), 1), 60) * CHARS_PER_TOKEN
     fitted = []
     for s in sources:
+        s = _replace_text(s, prompts.data_only(s.text))
         if len(s.text) <= share:
             fitted.append(s)
             continue
