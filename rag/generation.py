@@ -119,9 +119,12 @@ class RemoteGenerator:
     through the same pipeline as the local model; only the tokens come from elsewhere."""
 
     def __init__(self, base_url: str, model: str = "default", timeout: float = 300.0):
+        from rag.safe_text import redact_url
+
         self.base_url = base_url.rstrip("/")
+        self.shown_url = redact_url(self.base_url)  # what messages and the `model` field show: no user:password@
         self.model = model
-        self.name = f"{model}@{self.base_url}"
+        self.name = f"{model}@{self.shown_url}"
         self.timeout = timeout
 
     def generate(self, messages: list[dict], max_tokens: int, on_token: OnToken | None = None) -> Generation:
@@ -144,7 +147,7 @@ class RemoteGenerator:
             with httpx.stream("POST", f"{self.base_url}/chat/completions", json=body, timeout=self.timeout) as response:
                 if response.status_code != 200:
                     response.read()
-                    raise ModelError(f"model server at {self.base_url} answered {response.status_code}: {response.text[:200]}")
+                    raise ModelError(f"model server at {self.shown_url} answered {response.status_code}: {response.text[:200]}")
                 streaming = True
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
@@ -167,11 +170,11 @@ class RemoteGenerator:
                             if on_token:
                                 on_token(delta)
         except httpx.ReadTimeout as exc:
-            raise ModelError(f"the model server at {self.base_url} did not answer within {self.timeout:g}s ({exc.__class__.__name__})") from None
+            raise ModelError(f"the model server at {self.shown_url} did not answer within {self.timeout:g}s ({exc.__class__.__name__})") from None
         except httpx.HTTPError as exc:
             if streaming:
                 raise ModelError(self._interrupted(exc.__class__.__name__)) from None
-            raise ModelError(f"cannot reach the model server at {self.base_url} ({exc.__class__.__name__}); is it running?") from None
+            raise ModelError(f"cannot reach the model server at {self.shown_url} ({exc.__class__.__name__}); is it running?") from None
         if finish is None:
             # Every OpenAI-compatible server ends a finished answer with a finish reason ("stop",
             # "length"). llama-cpp-python's server, by default, ends a running stream early with a
@@ -189,6 +192,6 @@ class RemoteGenerator:
 
     def _interrupted(self, what: str) -> str:
         return (
-            f"the model server at {self.base_url} ended the answer early ({what}); it probably interrupted the request "
+            f"the model server at {self.shown_url} ended the answer early ({what}); it probably interrupted the request "
             "for another one: start llama-cpp-python's server with `--interrupt_requests False`"
         )

@@ -456,11 +456,14 @@ class Rag:
 
         checks = []
         if self.settings.llm_url:
+            from rag.safe_text import redact_url
+
+            server = f"model server {redact_url(self.settings.llm_url)}"
             try:
                 self.generator.generate(prompts.messages("Say OK."), 2)
-                checks.append(Check(f"model server {self.settings.llm_url}", True, "answers"))
+                checks.append(Check(server, True, "answers"))
             except RagError as exc:
-                checks.append(Check(f"model server {self.settings.llm_url}", False, str(exc), "start the model server"))
+                checks.append(Check(server, False, str(exc), "start the model server"))
         for spec in models.REGISTRY.values():
             if spec.kind == "llm" and (spec.name != self.settings.model or self.settings.llm_url):
                 continue
