@@ -430,8 +430,8 @@ def models_pull(
     from rag import models
     from rag.progress import bar
 
-    settings = Settings.load()
     with _errors():
+        settings = Settings.load()
         wanted = list(models.REGISTRY) if all_models else (names or [settings.model, models.EMBEDDING_MODEL])
         specs = [models.get_spec(n) for n in wanted]
         for spec in specs:
@@ -454,13 +454,14 @@ def models_list():
     """
     from rag import models
 
-    settings = Settings.load()
-    for spec in models.REGISTRY.values():
-        status = models.check(spec, settings.models_dir)
-        state = "ready" if status.verified else ("unverified" if status.present else "missing")
-        default = " (default)" if spec.name in (settings.model, models.EMBEDDING_MODEL) else ""
-        typer.echo(f"{spec.name:22} {spec.kind:9} {state:10} {spec.description}{default}")
-    typer.echo(f"models folder: {settings.models_dir}")
+    with _errors():
+        settings = Settings.load()
+        for spec in models.REGISTRY.values():
+            status = models.check(spec, settings.models_dir)
+            state = "ready" if status.verified else ("unverified" if status.present else "missing")
+            default = " (default)" if spec.name in (settings.model, models.EMBEDDING_MODEL) else ""
+            typer.echo(f"{spec.name:22} {spec.kind:9} {state:10} {spec.description}{default}")
+    _echo(f"models folder: {clean_line(str(settings.models_dir))}")
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m rag`

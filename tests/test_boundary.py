@@ -274,3 +274,48 @@ def test_json_model_field_never_shows_credentials(runner, hostile_store, fake_cl
     assert SECRET not in result.output
 
 
+# --- one line, exit 2, never a traceback ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["models", "list"], ["models", "pull"], ["models", "pull", "minilm-l6-int8"]])
+def test_bad_number_in_environment_for_models_commands(runner, monkeypatch, tmp_path, command):
+    monkeypatch.setenv("RAG_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("RAG_K", "abc")
+    assert_one_line_error(run(runner, *command), "RAG_K")
+    assert not (tmp_path / "models").exists()  # nothing was fetched
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("RAG_K", "-1"), ("RAG_K", "0"), ("RAG_SUMMARY_K", "0"), ("RAG_MIN_RELEVANCE", "1.5"), ("RAG_DENSE_WEIGHT", "nan"),
+     ("RAG_N_CTX", "0"), ("RAG_CHUNK_OVERLAP", "-1"), ("RAG_THREADS", "-2")],
+)
+def test_out_of_range_settings_from_the_environment(runner, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    assert_one_line_error(run(runner, "search", "anything"), name)
+
+
+def test_out_of_range_settings_in_the_library_too():
+    with pytest.raises(InputError, match="RAG_K"):
+        Settings.load(k=-1)
+    assert Settings.load(k=1, chunk_overlap=0, summary_relative=0.0, min_relevance=1.0).k == 1
+
+
+@pytest.mark.parametrize("command", [["papers"], ["search", "anything"], ["ingest", str(SEEDS_DIR)], ["ask", "anything?"]])
+@pytest.mark.parametrize("under", [False, True], ids=["file", "under-a-file"])
+def test_data_dir_pointing_at_a_file(runner, monkeypatch, tmp_path, command, under):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("RAG_DATA_DIR", str(blocker / "sub" if under else blocker))
+    assert_one_line_error(run(runner, *command), "data dir", "not a folder", "RAG_DATA_DIR")
+    assert blocker.read_text(encoding="utf-8") == "x"
+
+
+@pytest.mark.parametrize("command", [["models", "list"], ["models", "pull", "minilm-l6-int8"], ["doctor"]])
+def test_models_dir_pointing_at_a_file(runner, monkeypatch, tmp_path, command):
+    blocker = tmp_path / "models"
+    blocker.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("RAG_MODELS_DIR", str(blocker))
+    assert_one_line_error(run(runner, *command), "models dir", "RAG_MODELS_DIR")
+
+
