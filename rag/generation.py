@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 from rag.errors import ModelError
 
 OnToken = Callable[[str], None]
+CONNECT_TIMEOUT_S = 10.0  # a model server that does not take the connection within this is down
 
 
 @dataclass
@@ -118,14 +119,15 @@ class RemoteGenerator:
     `llama-server`, vLLM) at `base_url` (ending in /v1). Streaming, citations and abstention go
     through the same pipeline as the local model; only the tokens come from elsewhere."""
 
-    def __init__(self, base_url: str, model: str = "default", timeout: float = 300.0):
+    def __init__(self, base_url: str, model: str = "default", timeout: float = 120.0, connect_timeout: float = CONNECT_TIMEOUT_S):
         from rag.safe_text import redact_url
 
         self.base_url = base_url.rstrip("/")
         self.shown_url = redact_url(self.base_url)  # what messages and the `model` field show: no user:password@
         self.model = model
         self.name = f"{model}@{self.shown_url}"
-        self.timeout = timeout
+        self.timeout = timeout  # longest wait for the server's next bytes; a server that never answers ends here
+        self.connect_timeout = connect_timeout
 
     def generate(self, messages: list[dict], max_tokens: int, on_token: OnToken | None = None) -> Generation:
         import json
@@ -144,7 +146,8 @@ class RemoteGenerator:
         first, pieces, finish, usage = 0.0, [], None, {}
         streaming = False  # the server answered 200: a failure from here on is a broken stream, not an unreachable server
         try:
-            with httpx.stream("POST", f"{self.base_url}/chat/completions", json=body, timeout=self.timeout) as response:
+            timeout = httpx.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
+            with httpx.stream("POST", f"{self.base_url}/chat/completions", json=body, timeout=timeout) as response:
                 if response.status_code != 200:
                     response.read()
                     raise ModelError(f"model server at {self.shown_url} answered {response.status_code}: {response.text[:200]}")
@@ -169,8 +172,15 @@ class RemoteGenerator:
                             pieces.append(delta)
                             if on_token:
                                 on_token(delta)
-        except httpx.ReadTimeout as exc:
-            raise ModelError(f"the model server at {self.shown_url} did not answer within {self.timeout:g}s ({exc.__class__.__name__})") from None
+        except httpx.ConnectTimeout as exc:
+            raise ModelError(
+                f"cannot reach the model server at {self.shown_url} within {min(self.connect_timeout, self.timeout):g}s ({exc.__class__.__name__}); is it running?"
+            ) from None
+        except httpx.TimeoutException as exc:  # read, write or pool: the server took the request and went quiet
+            raise ModelError(
+                f"the model server at {self.shown_url} did not answer within {self.timeout:g}s ({exc.__class__.__name__}); "
+                "check the server, or wait longer with RAG_LLM_TIMEOUT"
+            ) from None
         except httpx.HTTPError as exc:
             if streaming:
                 raise ModelError(self._interrupted(exc.__class__.__name__)) from None

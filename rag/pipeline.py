@@ -73,7 +73,7 @@ class Rag:
         if self._generator is None and self.settings.llm_url:
             from rag.generation import RemoteGenerator
 
-            self._generator = RemoteGenerator(self.settings.llm_url)
+            self._generator = RemoteGenerator(self.settings.llm_url, timeout=self.settings.llm_timeout)
         if self._generator is None:
             from rag.generation import LlamaCppGenerator
             from rag.models import resolve_llm

@@ -36,6 +36,7 @@ class Settings:
     model: str = field(default="qwen2.5-coder-1.5b", metadata=_meta("Local model: a name from `rag models list` or a path to any GGUF file."))
     chroma_url: str = field(default="", metadata=_meta("A Chroma server (http://HOST:PORT) to use instead of the embedded store."))
     llm_url: str = field(default="", metadata=_meta("An OpenAI-compatible server (http://HOST:PORT/v1) to generate with instead of the local model."))
+    llm_timeout: float = field(default=120.0, metadata=_meta("Seconds to wait for the model server's next words before giving up (connecting: 10 s)."))
     collection: str = field(default="papers", metadata=_meta("Chroma collection name."))
     k: int = field(default=3, metadata=_meta("Papers given to the model for `ask`."))
     list_k: int = field(default=5, metadata=_meta("Papers given to the model for a 'which papers ...' question."))
@@ -63,7 +64,7 @@ class Settings:
             value = getattr(self, f.name)
             if low is None or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
-            if not math.isfinite(value) or value < low or (high is not None and value > high):
+            if not math.isfinite(value) or value < low or (high is not None and value > high) or (f.name in _POSITIVE and value <= 0):
                 raise InputError(f"setting {f.name} must be {_range_text(f.name, low, high)}, got {value!r} (check RAG_{f.name.upper()})")
 
     def with_overrides(self, **overrides) -> "Settings":
@@ -114,10 +115,14 @@ _RANGES = {
     **{name: (0, 1) for name in (
         "list_min_relevance", "min_relevance", "summary_min_relevance", "summary_relative", "min_support", "dense_weight",
     )},
+    "llm_timeout": (0, None),
 }
+_POSITIVE = {"llm_timeout"}  # more than 0, not 0 itself
 
 
 def _range_text(name: str, low, high) -> str:
+    if name in _POSITIVE:
+        return "more than 0"
     if high is None:
         return f"{low} or more"
     return f"between {low} and {high}"

@@ -274,6 +274,68 @@ def test_json_model_field_never_shows_credentials(runner, hostile_store, fake_cl
     assert SECRET not in result.output
 
 
+# --- item 10: a model server that never answers ---------------------------------------------------
+
+
+@pytest.fixture
+def silent_server():
+    """Accepts every connection, reads nothing, answers nothing."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    accepted, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            accepted.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    stop.set()
+    thread.join(5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_remote_generator_times_out_on_a_silent_server(silent_server):
+    started = time.monotonic()
+    with pytest.raises(ModelError, match=r"did not answer within 1s") as info:
+        RemoteGenerator(silent_server, timeout=1).generate([{"role": "user", "content": "hi"}], 4)
+    assert time.monotonic() - started < 10
+    assert "\n" not in str(info.value) and "RAG_LLM_TIMEOUT" in str(info.value)
+
+
+def test_llm_timeout_setting_reaches_the_remote_generator(monkeypatch, data_dir):
+    assert Settings.load().llm_timeout == 120
+    monkeypatch.setenv("RAG_LLM_TIMEOUT", "2.5")
+    generator = Rag(Settings.load(llm_url="http://127.0.0.1:1/v1")).generator
+    assert isinstance(generator, RemoteGenerator)
+    assert generator.timeout == 2.5 and generator.connect_timeout == 10
+
+
+def test_ask_against_a_silent_server_is_one_line_after_the_timeout(runner, hostile_store, fake_cli, silent_server, monkeypatch):
+    monkeypatch.setenv("RAG_LLM_TIMEOUT", "1")
+    started = time.monotonic()
+    result = run(runner, "ask", NOTE_QUESTION, "--llm-url", silent_server)
+    assert time.monotonic() - started < 15
+    assert_one_line_error(result, "did not answer within 1s")
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "abc", "nan", "inf"])
+def test_llm_timeout_must_be_a_positive_number(runner, monkeypatch, value):
+    monkeypatch.setenv("RAG_LLM_TIMEOUT", value)
+    assert_one_line_error(run(runner, "search", "anything"), "RAG_LLM_TIMEOUT")
+
+
 # --- one line, exit 2, never a traceback ----------------------------------------------------------
 
 
