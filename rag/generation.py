@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,30 +85,52 @@ class LlamaCppGenerator:
                 raise ModelError(f"cannot load model {self.path} ({exc}); run `rag models pull` or check --model") from None
         return self._llm
 
+    def _too_long(self, tokens: int, window: int) -> ModelError:
+        return ModelError(
+            f"the prompt ({tokens} tokens) does not fit the model's context window of {window} tokens; "
+            f"raise RAG_N_CTX (now {self.n_ctx}), lower RAG_CONTEXT_TOKENS, or ask a shorter question"
+        )
+
+    def _check_fits(self, llm, messages: list[dict]) -> None:
+        """Refuse a prompt longer than the context window before llama.cpp does (with a traceback,
+        after loading and templating). Counts the messages' tokens plus a few per message for the
+        chat template: an estimate within a few tokens; llama.cpp's own refusal is caught too."""
+        window = llm.n_ctx()
+        tokens = sum(len(llm.tokenize(str(m.get("content", "")).encode("utf-8"), add_bos=False, special=False)) + 8 for m in messages)
+        if tokens >= window:
+            raise self._too_long(tokens, window)
+
     def generate(self, messages: list[dict], max_tokens: int, on_token: OnToken | None = None) -> Generation:
         llm = self.load()
+        self._check_fits(llm, messages)
         start = time.perf_counter()
         first = 0.0
         pieces: list[str] = []
         finish = None
-        stream = llm.create_chat_completion(
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=0.0,
-            top_k=1,
-            repeat_penalty=1.05,
-            stream=True,
-        )
-        for chunk in stream:
-            finish = chunk["choices"][0].get("finish_reason") or finish
-            delta = chunk["choices"][0].get("delta", {}).get("content")
-            if not delta:
-                continue
-            if not pieces:
-                first = time.perf_counter() - start
-            pieces.append(delta)
-            if on_token:
-                on_token(delta)
+        try:
+            stream = llm.create_chat_completion(
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=0.0,
+                top_k=1,
+                repeat_penalty=1.05,
+                stream=True,
+            )
+            for chunk in stream:
+                finish = chunk["choices"][0].get("finish_reason") or finish
+                delta = chunk["choices"][0].get("delta", {}).get("content")
+                if not delta:
+                    continue
+                if not pieces:
+                    first = time.perf_counter() - start
+                pieces.append(delta)
+                if on_token:
+                    on_token(delta)
+        except ValueError as exc:  # "Requested tokens (483) exceed context window of 256"
+            found = re.search(r"Requested tokens \((\d+)\) exceed context window of (\d+)", str(exc))
+            if not found:
+                raise
+            raise self._too_long(int(found.group(1)), int(found.group(2))) from None
         total = time.perf_counter() - start
         completion = len(pieces)
         prompt = max(llm.n_tokens - completion, 0)

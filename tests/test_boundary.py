@@ -29,7 +29,7 @@ from rag import cli, safe_text
 from rag.errors import InputError, ModelError
 from rag.filters import Filters
 from rag.generation import LlamaCppGenerator, RemoteGenerator
-from rag.pipeline import Rag
+from rag.pipeline import MAX_QUESTION_CHARS, Rag
 from rag.settings import PROJECT_ROOT, Settings
 
 ESC = "\x1b"
@@ -379,5 +379,34 @@ def test_models_dir_pointing_at_a_file(runner, monkeypatch, tmp_path, command):
     blocker.write_text("x", encoding="utf-8")
     monkeypatch.setenv("RAG_MODELS_DIR", str(blocker))
     assert_one_line_error(run(runner, *command), "models dir", "RAG_MODELS_DIR")
+
+
+@pytest.mark.parametrize("command", ["ask", "summarize"])
+def test_a_100kb_question_is_refused_before_the_model(runner, hostile_store, fake_cli, command):
+    llm = fake_cli(FakeGenerator())
+    question = "Why do Zorblax crystals resonate? " * 3000
+    assert_one_line_error(run(runner, command, question), f"{MAX_QUESTION_CHARS:,}")
+    assert llm.calls == []
+    at_limit = ("Why do Zorblax crystals resonate at dusk? " * 100)[:MAX_QUESTION_CHARS]
+    rag = Rag(Settings.load(), embedder=FakeEmbedder(), generator=FakeGenerator(["NOT FOUND"] * 2))
+    assert rag.ask(at_limit).question == at_limit.strip()  # the limit itself is accepted
+
+
+def test_a_prompt_longer_than_the_context_window_is_one_line(runner, seeded_real, monkeypatch, models_dir):
+    """RAG_N_CTX=64 with the real model: llama.cpp raised 'Requested tokens exceed context window'."""
+    monkeypatch.setenv("RAG_DATA_DIR", str(seeded_real.settings.data_dir))
+    monkeypatch.setenv("RAG_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("RAG_N_CTX", "64")
+    line = assert_one_line_error(run(runner, "ask", "What speedups does the data-efficient augmentation method achieve on CIFAR10?"))
+    assert "context window" in line and "RAG_N_CTX" in line
+
+
+def test_llama_generator_checks_the_prompt_length_before_generating(default_llm):
+    gen = LlamaCppGenerator(default_llm, n_ctx=256, threads=2)
+    shown = []
+    with pytest.raises(ModelError, match=r"does not fit the model's context window of 256 tokens"):
+        gen.generate([{"role": "user", "content": "word " * 400}], 8, on_token=shown.append)
+    assert shown == []
+    assert gen.generate([{"role": "user", "content": "Say OK."}], 2).completion_tokens >= 1  # a short prompt still runs
 
 
