@@ -63,6 +63,9 @@ def _errors():
         yield
     except RagError as exc:
         _fail(str(exc))
+    except OSError as exc:  # what no library layer turned into a RagError: still one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         typer.echo("\ninterrupted", err=True)
         raise typer.Exit(130)
@@ -395,7 +398,8 @@ def bench(
     from rag import bench as bench_lib
 
     if from_json:
-        report = bench_lib.combine(list(from_json), out)
+        with _errors():
+            report = bench_lib.combine(list(from_json), out)
         for target, measured, verdict in bench_lib.targets(report):
             typer.echo(f"{verdict:13} {target}: {measured}")
         typer.echo(f"wrote {out / 'benchmarks.md'}")

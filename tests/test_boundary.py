@@ -410,3 +410,94 @@ def test_llama_generator_checks_the_prompt_length_before_generating(default_llm)
     assert gen.generate([{"role": "user", "content": "Say OK."}], 2).completion_tokens >= 1  # a short prompt still runs
 
 
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ("[1, 2]", "JSON object"),
+        ("this is not json", "not JSON"),
+        ('{"gold_titles": ["A"]}', "'question'"),
+        ('{"question": 5}', "'question'"),
+        ('{"question": "   "}', "'question'"),
+        ('{"question": "Which?", "gold_titles": "A title"}', "gold_titles"),
+        ('{"question": "Which?", "answer_facts": [1]}', "answer_facts"),
+        ('{"question": "Which?", "kind": 3}', "kind"),
+    ],
+)
+def test_eval_names_the_malformed_line(runner, fake_cli, tmp_path, line, why):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"question": "Which papers study bidding?", "gold_titles": []}\n\n' + line + "\n", encoding="utf-8")
+    assert_one_line_error(run(runner, "eval", str(questions), "--no-llm"), f"{questions}:3", why)
+
+
+def test_eval_on_a_file_that_is_not_text(runner, tmp_path):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_bytes(b"\xff\xfe\x00binary")
+    assert_one_line_error(run(runner, "eval", str(questions), "--no-llm"), str(questions), "UTF-8")
+
+
+@pytest.mark.parametrize("content", [b"not json", b"[1, 2]", b'{"sizes": "many"}', b'{"sizes": [1]}', b"\xff\xfe"])
+def test_bench_from_a_malformed_json_names_the_file(runner, tmp_path, content):
+    saved = tmp_path / "benchmarks.json"
+    saved.write_bytes(content)
+    assert_one_line_error(run(runner, "bench", "--from-json", str(saved), "--out", str(tmp_path / "out")), str(saved))
+
+
+def test_an_os_error_from_any_command_is_one_line(runner, tmp_path):
+    """The boundary's last resort: an OSError no library layer named (here: --out is a file)."""
+    out = tmp_path / "out"
+    out.write_text("x", encoding="utf-8")
+    assert_one_line_error(run(runner, "bench", "--from-json", str(PROJECT_ROOT / "docs" / "benchmarks.json"), "--out", str(out)), str(out))
+
+
+def test_an_unreadable_file_given_to_ingest_is_one_error_line(runner, tmp_path):
+    """Only files that cannot be read. As root every permission allows reading, so the test uses a
+    file the kernel refuses to read (/proc/self/mem: EIO) and, when not root, a mode-000 file."""
+    targets = [Path("/proc/self/mem")] if Path("/proc/self/mem").exists() else []
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked.md"
+        locked.write_text(NOTE, encoding="utf-8")
+        locked.chmod(0)
+        targets.append(locked)
+    assert targets, "no way to make an unreadable file here"
+    for target in targets:
+        line = assert_one_line_error(run(runner, "ingest", str(target)), f"{target.name}: cannot read")
+        assert "Usage:" not in line
+
+
+@pytest.mark.parametrize("year", ["0000", "0999", "2101", "0000..2020", "..9999", "2020..3000"])
+def test_years_outside_1000_to_2100_are_refused(runner, year):
+    assert_one_line_error(run(runner, "papers", "--year", year), "--year", "between 1000 and 2100")
+    with pytest.raises(InputError):
+        Filters.parse(year=year)
+
+
+def test_years_inside_the_range_still_work():
+    f = Filters.parse(year="1000..2100")
+    assert (f.year_from, f.year_to) == (1000, 2100)
+    assert Filters.parse(year="2021").year_to == 2021
+
+
+def test_every_command_body_runs_inside_the_error_boundary(runner, monkeypatch, tmp_path):
+    """A RagError from settings, raised before any command-specific work, is one line for every
+    command (help aside): no command reads settings outside the boundary."""
+    monkeypatch.setenv("RAG_K", "abc")
+    monkeypatch.setenv("RAG_MODELS_DIR", str(tmp_path / "models"))
+    calls = {
+        ("ingest",): [str(SEEDS_DIR)],
+        ("ask",): ["anything?"],
+        ("summarize",): ["anything"],
+        ("search",): ["anything"],
+        ("papers",): [],
+        ("remove",): ["abc"],
+        ("doctor",): [],
+        ("eval",): ["--synthetic", "2"],
+        ("chat",): [],
+        ("bench",): ["--sizes", "82", "--no-llm", "--out", str(tmp_path / "out")],
+        ("models", "pull"): [],
+        ("models", "list"): [],
+    }
+    from test_cli import all_commands
+
+    for command in all_commands():
+        assert tuple(command) in calls, f"add `rag {' '.join(command)}` to this test"
+        assert_one_line_error(run(runner, *command, *calls[tuple(command)], input=""), "RAG_K")
