@@ -212,11 +212,29 @@ def load_report(data: dict) -> BenchReport:
     return report
 
 
+def _read_report(path: Path) -> BenchReport:
+    """A saved benchmarks.json; anything else is one error naming the file."""
+    from rag.errors import InputError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
+    except ValueError as exc:  # not UTF-8, or not JSON
+        raise InputError(f"{path}: not a benchmarks.json written by `rag bench` ({exc.__class__.__name__})") from None
+    try:
+        if not isinstance(data, dict) or not all(isinstance(d, dict) for d in data.get("sizes", []) + data.get("asks", [])):
+            raise TypeError("not a report object")
+        return load_report(data)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{path}: not a benchmarks.json written by `rag bench` ({exc})") from None
+
+
 def combine(files: list[Path], out_dir: Path) -> BenchReport:
     """One report from several runs' benchmarks.json (e.g. the sizes from a long run, the model
     part from another): later files win for a size or for the model part; notes say which run
     gave what. Writes the docs like `run`."""
-    reports = [load_report(json.loads(Path(f).read_text())) for f in files]
+    reports = [_read_report(Path(f)) for f in files]
     merged = reports[0]
     by_size = {s.size: (s, reports[0]) for s in merged.sizes}
     for r in reports[1:]:

@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 
 from rag.errors import InputError, RagError
+from rag.safe_text import clean, clean_line, redact_urls
 from rag.settings import Settings
 
 app = typer.Typer(
@@ -44,8 +45,15 @@ def _filters(author, year, source, title):
     return Filters.parse(author=author, year=year, source=source, title=title)
 
 
+def _echo(text: str = "", err: bool = False) -> None:
+    """Print text that may hold titles, file names or model output: terminal escape sequences and
+    other control characters never reach the terminal (a title could retitle the window or clear
+    the screen). JSON output is printed as is; json.dumps escapes them."""
+    typer.echo(clean(text), err=err)
+
+
 def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {clean_line(redact_urls(message))}", err=True)
     raise typer.Exit(code)
 
 
@@ -55,6 +63,9 @@ def _errors():
         yield
     except RagError as exc:
         _fail(str(exc))
+    except OSError as exc:  # what no library layer turned into a RagError: still one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         typer.echo("\ninterrupted", err=True)
         raise typer.Exit(130)
@@ -72,22 +83,22 @@ def _print_json(data) -> None:
 
 def _print_answer(answer, streamed: bool, quotes: bool = False) -> None:
     if answer.abstained:
-        typer.echo(("\n" if streamed else "") + answer.answer)
+        _echo(("\n" if streamed else "") + answer.answer)
         return
     if not streamed:
-        typer.echo(answer.answer)
+        _echo(answer.answer)
     typer.echo("\n\nSources:" if streamed else "\nSources:")
     for c in sorted(answer.citations, key=lambda c: c.n):
-        typer.echo(f"  [{c.n}] {c.label()}")
+        _echo(f"  [{c.n}] {clean_line(c.label())}")
         if quotes and c.quote:
-            typer.echo(f'      "{c.quote}"')
+            _echo(f'      "{clean_line(c.quote)}"')
     if answer.relevant_papers > 1:
         typer.echo(f"(cites {answer.used_papers} of {answer.relevant_papers} relevant papers)")
 
 
 def _stream(enabled: bool):
     def write(text: str) -> None:
-        sys.stdout.write(text)
+        sys.stdout.write(clean(text))  # per piece: an ESC split from its sequence is gone all the same
         sys.stdout.flush()
 
     return write if enabled else None
@@ -114,7 +125,7 @@ def ingest(
         with bar("embedding", "chunks", disable=as_json) as progress:
             report = rag.ingest(paths or None, progress=progress)
     for line in report.skipped:
-        typer.echo(f"warning: {line}", err=True)
+        _echo(f"warning: {clean_line(line)}", err=True)
     if as_json:
         _print_json(vars(report))
     else:
@@ -203,8 +214,8 @@ def search(
         return
     for i, s in enumerate(sources, 1):
         page = f", p. {s.page}" if s.page is not None else ""
-        typer.echo(f"{i}. {s.title}{page}  (relevance {s.score:.2f})")
-        typer.echo(f"   {s.text[:200]}{'…' if len(s.text) > 200 else ''}")
+        _echo(f"{i}. {clean_line(s.title)}{page}  (relevance {s.score:.2f})")
+        _echo(f"   {s.text[:200]}{'…' if len(s.text) > 200 else ''}")
 
 
 def _paper_json(p) -> dict:
@@ -217,7 +228,7 @@ def _paper_json(p) -> dict:
 def _paper_line(p) -> str:
     authors = f" — {', '.join(p.authors[:3])}{' et al.' if len(p.authors) > 3 else ''}" if p.authors else ""
     year = f" ({p.year})" if p.year else ""
-    return f"{p.paper_id}  {p.title}{authors}{year}"
+    return clean_line(f"{p.paper_id}  {p.title}{authors}{year}")
 
 
 @app.command()
@@ -243,7 +254,7 @@ def papers(
     for p in infos:
         typer.echo(_paper_line(p))
         if verbose:
-            typer.echo(f"              {p.chunks} chunks from {', '.join(p.sources)}")
+            _echo(f"              {p.chunks} chunks from {clean_line(', '.join(p.sources))}")
     typer.echo(f"{len(infos)} papers")
 
 
@@ -299,7 +310,8 @@ def doctor(
     with _errors():
         checks = _rag(data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url).doctor()
     for c in checks:
-        typer.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" + ("" if c.ok else f"  -> run `{c.fix}`"))
+        line = f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" + ("" if c.ok else f"  -> run `{c.fix}`")
+        _echo(clean_line(redact_urls(line)))
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 
@@ -333,7 +345,7 @@ def evaluate(
             items = evaluation.load_questions(questions)
         with bar("evaluating", "questions", disable=as_json) as progress:
             report = evaluation.evaluate(rag, items, use_llm=not no_llm, progress=progress)
-    _print_json(report.to_json()) if as_json else typer.echo(evaluation.render(report))
+    _print_json(report.to_json()) if as_json else _echo(evaluation.render(report))
 
 
 @app.command()
@@ -355,7 +367,7 @@ def chat(
             return None
 
     def write(text: str) -> None:
-        sys.stdout.write(text)
+        sys.stdout.write(clean(text))
         sys.stdout.flush()
 
     with _errors():
@@ -386,7 +398,8 @@ def bench(
     from rag import bench as bench_lib
 
     if from_json:
-        report = bench_lib.combine(list(from_json), out)
+        with _errors():
+            report = bench_lib.combine(list(from_json), out)
         for target, measured, verdict in bench_lib.targets(report):
             typer.echo(f"{verdict:13} {target}: {measured}")
         typer.echo(f"wrote {out / 'benchmarks.md'}")
@@ -421,8 +434,8 @@ def models_pull(
     from rag import models
     from rag.progress import bar
 
-    settings = Settings.load()
     with _errors():
+        settings = Settings.load()
         wanted = list(models.REGISTRY) if all_models else (names or [settings.model, models.EMBEDDING_MODEL])
         specs = [models.get_spec(n) for n in wanted]
         for spec in specs:
@@ -434,7 +447,7 @@ def models_pull(
                     progress(done[0], spec.size)
 
                 models.pull(spec, settings.models_dir, on_progress=step)
-            typer.echo(f"{spec.name}: ready in {settings.models_dir}")
+            _echo(f"{spec.name}: ready in {clean_line(str(settings.models_dir))}")
 
 
 @models_app.command("list")
@@ -445,13 +458,14 @@ def models_list():
     """
     from rag import models
 
-    settings = Settings.load()
-    for spec in models.REGISTRY.values():
-        status = models.check(spec, settings.models_dir)
-        state = "ready" if status.verified else ("unverified" if status.present else "missing")
-        default = " (default)" if spec.name in (settings.model, models.EMBEDDING_MODEL) else ""
-        typer.echo(f"{spec.name:22} {spec.kind:9} {state:10} {spec.description}{default}")
-    typer.echo(f"models folder: {settings.models_dir}")
+    with _errors():
+        settings = Settings.load()
+        for spec in models.REGISTRY.values():
+            status = models.check(spec, settings.models_dir)
+            state = "ready" if status.verified else ("unverified" if status.present else "missing")
+            default = " (default)" if spec.name in (settings.model, models.EMBEDDING_MODEL) else ""
+            typer.echo(f"{spec.name:22} {spec.kind:9} {state:10} {spec.description}{default}")
+    _echo(f"models folder: {clean_line(str(settings.models_dir))}")
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m rag`

@@ -63,30 +63,51 @@ class EvalReport:
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:
+    """JSON lines; a line that is not a question object is an error naming the file and line."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file (JSON lines: question, gold_titles, answer_facts, kind)") from None
     questions = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            questions.append(
-                EvalQuestion(
-                    str(row.get("id", number)),
-                    row["question"],
-                    tuple(row.get("gold_titles", [])),
-                    tuple(row.get("answer_facts", [])),
-                    row.get("kind", ""),
-                )
+        except ValueError as exc:
+            raise InputError(f"{path}:{number}: not a question line (not JSON: {exc.msg})") from None
+        problem = _question_problem(row)
+        if problem:
+            raise InputError(f"{path}:{number}: not a question line ({problem})")
+        questions.append(
+            EvalQuestion(
+                str(row.get("id", number)),
+                row["question"],
+                tuple(row.get("gold_titles", [])),
+                tuple(row.get("answer_facts", [])),
+                row.get("kind", ""),
             )
-        except (ValueError, KeyError, TypeError):
-            raise InputError(f"{path}:{number}: not a question line (needs JSON with a 'question')") from None
+        )
     if not questions:
         raise InputError(f"{path}: no questions")
     return questions
+
+
+def _question_problem(row) -> str:
+    """What is wrong with one parsed line, or '' when it is a usable question."""
+    if not isinstance(row, dict):
+        return "needs a JSON object with a 'question'"
+    if not isinstance(row.get("question"), str) or not row["question"].strip():
+        return "needs a 'question' that is a non-empty string"
+    for key in ("gold_titles", "answer_facts"):
+        value = row.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"'{key}' must be a list of strings"
+    if not isinstance(row.get("kind", ""), str):
+        return "'kind' must be a string"
+    return ""
 
 
 def synthetic_questions(rag: Rag, n: int, seed: int = 0) -> list[EvalQuestion]:

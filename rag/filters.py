@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rag.errors import InputError
 
+YEARS = (1000, 2100)  # the years `--year` accepts
 _YEAR_RANGE = re.compile(r"^\s*(\d{4})?\s*(?:(\.\.|-|–)\s*(\d{4})?)?\s*$")
 
 
@@ -38,7 +39,11 @@ class Filters:
                 raise InputError(f"--year {year!r}: give a year or a range like 2020..2023")
             year_from = int(m.group(1)) if m.group(1) else None
             year_to = int(m.group(3)) if m.group(3) else (year_from if not m.group(2) else None)
-            if year_from and year_to and year_from > year_to:
+            # `--year 0000` read as "no year" and was silently ignored: papers are dated 1000..2100.
+            for y in (year_from, year_to):
+                if y is not None and not YEARS[0] <= y <= YEARS[1]:
+                    raise InputError(f"--year {year!r}: {y:04d} is not a year between {YEARS[0]} and {YEARS[1]}")
+            if year_from is not None and year_to is not None and year_from > year_to:
                 raise InputError(f"--year {year!r}: the range is empty")
         f = cls((author or "").strip(), year_from, year_to, (source or "").strip(), (title or "").strip())
         return f if f.active else None

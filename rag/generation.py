@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Callable, Protocol
 from rag.errors import ModelError
 
 OnToken = Callable[[str], None]
+CONNECT_TIMEOUT_S = 10.0  # a model server that does not take the connection within this is down
 
 
 @dataclass
@@ -83,30 +85,52 @@ class LlamaCppGenerator:
                 raise ModelError(f"cannot load model {self.path} ({exc}); run `rag models pull` or check --model") from None
         return self._llm
 
+    def _too_long(self, tokens: int, window: int) -> ModelError:
+        return ModelError(
+            f"the prompt ({tokens} tokens) does not fit the model's context window of {window} tokens; "
+            f"raise RAG_N_CTX (now {self.n_ctx}), lower RAG_CONTEXT_TOKENS, or ask a shorter question"
+        )
+
+    def _check_fits(self, llm, messages: list[dict]) -> None:
+        """Refuse a prompt longer than the context window before llama.cpp does (with a traceback,
+        after loading and templating). Counts the messages' tokens plus a few per message for the
+        chat template: an estimate within a few tokens; llama.cpp's own refusal is caught too."""
+        window = llm.n_ctx()
+        tokens = sum(len(llm.tokenize(str(m.get("content", "")).encode("utf-8"), add_bos=False, special=False)) + 8 for m in messages)
+        if tokens >= window:
+            raise self._too_long(tokens, window)
+
     def generate(self, messages: list[dict], max_tokens: int, on_token: OnToken | None = None) -> Generation:
         llm = self.load()
+        self._check_fits(llm, messages)
         start = time.perf_counter()
         first = 0.0
         pieces: list[str] = []
         finish = None
-        stream = llm.create_chat_completion(
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=0.0,
-            top_k=1,
-            repeat_penalty=1.05,
-            stream=True,
-        )
-        for chunk in stream:
-            finish = chunk["choices"][0].get("finish_reason") or finish
-            delta = chunk["choices"][0].get("delta", {}).get("content")
-            if not delta:
-                continue
-            if not pieces:
-                first = time.perf_counter() - start
-            pieces.append(delta)
-            if on_token:
-                on_token(delta)
+        try:
+            stream = llm.create_chat_completion(
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=0.0,
+                top_k=1,
+                repeat_penalty=1.05,
+                stream=True,
+            )
+            for chunk in stream:
+                finish = chunk["choices"][0].get("finish_reason") or finish
+                delta = chunk["choices"][0].get("delta", {}).get("content")
+                if not delta:
+                    continue
+                if not pieces:
+                    first = time.perf_counter() - start
+                pieces.append(delta)
+                if on_token:
+                    on_token(delta)
+        except ValueError as exc:  # "Requested tokens (483) exceed context window of 256"
+            found = re.search(r"Requested tokens \((\d+)\) exceed context window of (\d+)", str(exc))
+            if not found:
+                raise
+            raise self._too_long(int(found.group(1)), int(found.group(2))) from None
         total = time.perf_counter() - start
         completion = len(pieces)
         prompt = max(llm.n_tokens - completion, 0)
@@ -118,11 +142,15 @@ class RemoteGenerator:
     `llama-server`, vLLM) at `base_url` (ending in /v1). Streaming, citations and abstention go
     through the same pipeline as the local model; only the tokens come from elsewhere."""
 
-    def __init__(self, base_url: str, model: str = "default", timeout: float = 300.0):
+    def __init__(self, base_url: str, model: str = "default", timeout: float = 120.0, connect_timeout: float = CONNECT_TIMEOUT_S):
+        from rag.safe_text import redact_url
+
         self.base_url = base_url.rstrip("/")
+        self.shown_url = redact_url(self.base_url)  # what messages and the `model` field show: no user:password@
         self.model = model
-        self.name = f"{model}@{self.base_url}"
-        self.timeout = timeout
+        self.name = f"{model}@{self.shown_url}"
+        self.timeout = timeout  # longest wait for the server's next bytes; a server that never answers ends here
+        self.connect_timeout = connect_timeout
 
     def generate(self, messages: list[dict], max_tokens: int, on_token: OnToken | None = None) -> Generation:
         import json
@@ -141,10 +169,11 @@ class RemoteGenerator:
         first, pieces, finish, usage = 0.0, [], None, {}
         streaming = False  # the server answered 200: a failure from here on is a broken stream, not an unreachable server
         try:
-            with httpx.stream("POST", f"{self.base_url}/chat/completions", json=body, timeout=self.timeout) as response:
+            timeout = httpx.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
+            with httpx.stream("POST", f"{self.base_url}/chat/completions", json=body, timeout=timeout) as response:
                 if response.status_code != 200:
                     response.read()
-                    raise ModelError(f"model server at {self.base_url} answered {response.status_code}: {response.text[:200]}")
+                    raise ModelError(f"model server at {self.shown_url} answered {response.status_code}: {response.text[:200]}")
                 streaming = True
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
@@ -166,12 +195,19 @@ class RemoteGenerator:
                             pieces.append(delta)
                             if on_token:
                                 on_token(delta)
-        except httpx.ReadTimeout as exc:
-            raise ModelError(f"the model server at {self.base_url} did not answer within {self.timeout:g}s ({exc.__class__.__name__})") from None
+        except httpx.ConnectTimeout as exc:
+            raise ModelError(
+                f"cannot reach the model server at {self.shown_url} within {min(self.connect_timeout, self.timeout):g}s ({exc.__class__.__name__}); is it running?"
+            ) from None
+        except httpx.TimeoutException as exc:  # read, write or pool: the server took the request and went quiet
+            raise ModelError(
+                f"the model server at {self.shown_url} did not answer within {self.timeout:g}s ({exc.__class__.__name__}); "
+                "check the server, or wait longer with RAG_LLM_TIMEOUT"
+            ) from None
         except httpx.HTTPError as exc:
             if streaming:
                 raise ModelError(self._interrupted(exc.__class__.__name__)) from None
-            raise ModelError(f"cannot reach the model server at {self.base_url} ({exc.__class__.__name__}); is it running?") from None
+            raise ModelError(f"cannot reach the model server at {self.shown_url} ({exc.__class__.__name__}); is it running?") from None
         if finish is None:
             # Every OpenAI-compatible server ends a finished answer with a finish reason ("stop",
             # "length"). llama-cpp-python's server, by default, ends a running stream early with a
@@ -189,6 +225,6 @@ class RemoteGenerator:
 
     def _interrupted(self, what: str) -> str:
         return (
-            f"the model server at {self.base_url} ended the answer early ({what}); it probably interrupted the request "
+            f"the model server at {self.shown_url} ended the answer early ({what}); it probably interrupted the request "
             "for another one: start llama-cpp-python's server with `--interrupt_requests False`"
         )

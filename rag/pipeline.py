@@ -23,6 +23,7 @@ from rag.types import Answer, IngestReport, Paper, PaperInfo, Source, Timings
 
 Progress = Callable[[int, int], None]  # (done, total)
 CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
+MAX_QUESTION_CHARS = 2000  # a question or summary topic; sources need the rest of the context window
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Rag:
         if self._generator is None and self.settings.llm_url:
             from rag.generation import RemoteGenerator
 
-            self._generator = RemoteGenerator(self.settings.llm_url)
+            self._generator = RemoteGenerator(self.settings.llm_url, timeout=self.settings.llm_timeout)
         if self._generator is None:
             from rag.generation import LlamaCppGenerator
             from rag.models import resolve_llm
@@ -305,7 +306,7 @@ class Rag:
     ) -> Answer:
         """`retrieval_query`, when given, is what retrieval searches for instead of the question
         (`rag chat` folds the conversation into it); the model still sees the question as asked."""
-        question = _require_text(question, "question")
+        question = _require_text(question, "question", MAX_QUESTION_CHARS)
         s = self.settings
         if asks_for_list(question):
             return self._answer(
@@ -320,7 +321,7 @@ class Rag:
     def summarize(self, topic: str, k: int | None = None, on_token: OnToken | None = None, filters: Filters | None = None) -> Answer:
         """A cited synthesis. When more papers pass the cut-off than fit one prompt, each group of
         `k` is summarised first and the group summaries are combined (map-reduce)."""
-        topic = _require_text(topic, "topic")
+        topic = _require_text(topic, "topic", MAX_QUESTION_CHARS)
         s = self.settings
         k = k or s.summary_k
         started = time.perf_counter()
@@ -456,11 +457,14 @@ class Rag:
 
         checks = []
         if self.settings.llm_url:
+            from rag.safe_text import redact_url
+
+            server = f"model server {redact_url(self.settings.llm_url)}"
             try:
                 self.generator.generate(prompts.messages("Say OK."), 2)
-                checks.append(Check(f"model server {self.settings.llm_url}", True, "answers"))
+                checks.append(Check(server, True, "answers"))
             except RagError as exc:
-                checks.append(Check(f"model server {self.settings.llm_url}", False, str(exc), "start the model server"))
+                checks.append(Check(server, False, str(exc), "start the model server"))
         for spec in models.REGISTRY.values():
             if spec.kind == "llm" and (spec.name != self.settings.model or self.settings.llm_url):
                 continue
@@ -507,10 +511,13 @@ def _spaced(on_token: OnToken | None) -> OnToken | None:
     return forward
 
 
-def _require_text(value: str, what: str) -> str:
+def _require_text(value: str, what: str, max_chars: int | None = None) -> str:
     value = (value or "").strip()
     if not value:
         raise InputError(f"the {what} is empty")
+    if max_chars is not None and len(value) > max_chars:
+        # A 100 KB question overflowed the model's context window with a llama.cpp traceback.
+        raise InputError(f"the {what} is {len(value):,} characters long; the limit is {max_chars:,}")
     return value
 
 

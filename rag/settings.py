@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -35,6 +36,7 @@ class Settings:
     model: str = field(default="qwen2.5-coder-1.5b", metadata=_meta("Local model: a name from `rag models list` or a path to any GGUF file."))
     chroma_url: str = field(default="", metadata=_meta("A Chroma server (http://HOST:PORT) to use instead of the embedded store."))
     llm_url: str = field(default="", metadata=_meta("An OpenAI-compatible server (http://HOST:PORT/v1) to generate with instead of the local model."))
+    llm_timeout: float = field(default=120.0, metadata=_meta("Seconds to wait for the model server's next words before giving up (connecting: 10 s)."))
     collection: str = field(default="papers", metadata=_meta("Chroma collection name."))
     k: int = field(default=3, metadata=_meta("Papers given to the model for `ask`."))
     list_k: int = field(default=5, metadata=_meta("Papers given to the model for a 'which papers ...' question."))
@@ -56,6 +58,15 @@ class Settings:
     threads: int = field(default_factory=lambda: os.cpu_count() or 2, metadata=_meta("CPU threads for the model."))
     seed_dir: Path = field(default=PROJECT_ROOT / "seeds", metadata=_meta("What `rag ingest` reads when given no path."))
 
+    def __post_init__(self):
+        for f in fields(self):
+            low, high = _RANGES.get(f.name, (None, None))
+            value = getattr(self, f.name)
+            if low is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(value) or value < low or (high is not None and value > high) or (f.name in _POSITIVE and value <= 0):
+                raise InputError(f"setting {f.name} must be {_range_text(f.name, low, high)}, got {value!r} (check RAG_{f.name.upper()})")
+
     def with_overrides(self, **overrides) -> "Settings":
         """Apply CLI flags; None means 'not given' so the lower layers keep their value."""
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -68,7 +79,10 @@ class Settings:
             value = os.environ.get(f"RAG_{f.name.upper()}")
             if value not in (None, ""):
                 env[f.name] = value
-        return cls().with_overrides(**env).with_overrides(**overrides)
+        settings = cls().with_overrides(**{**env, **{k: v for k, v in overrides.items() if v is not None}})
+        _check_folder(settings.data_dir, "data dir", "--data-dir or RAG_DATA_DIR")
+        _check_folder(settings.models_dir, "models dir", "RAG_MODELS_DIR")
+        return settings
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
@@ -88,3 +102,41 @@ def _coerce(name: str, value):
     except ValueError:
         raise InputError(f"setting {name} needs a number, got {value!r} (check RAG_{name.upper()})") from None
     return str(value)
+
+
+# Allowed ranges, checked whatever the source (environment, flag, library call): RAG_K=-1 was
+# accepted while `-k -1` was refused. (low, high); high None means no upper bound.
+_RANGES = {
+    **{name: (1, None) for name in (
+        "k", "list_k", "summary_k", "summary_max_papers", "combine_max_tokens", "chunk_words", "context_tokens",
+        "max_tokens", "summary_max_tokens", "n_ctx", "threads",
+    )},
+    "chunk_overlap": (0, None),
+    **{name: (0, 1) for name in (
+        "list_min_relevance", "min_relevance", "summary_min_relevance", "summary_relative", "min_support", "dense_weight",
+    )},
+    "llm_timeout": (0, None),
+}
+_POSITIVE = {"llm_timeout"}  # more than 0, not 0 itself
+
+
+def _range_text(name: str, low, high) -> str:
+    if name in _POSITIVE:
+        return "more than 0"
+    if high is None:
+        return f"{low} or more"
+    return f"between {low} and {high}"
+
+
+def _check_folder(path: Path, what: str, where: str) -> None:
+    """A folder the tool will create or use must not be, or lie under, an existing file."""
+    path = Path(path).expanduser()
+    probe = path
+    try:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if probe.exists() and not probe.is_dir():
+            why = "is a file, not a folder" if probe == path else f"is not a folder ({probe} is a file)"
+            raise InputError(f"{what} {path} {why}; check {where}")
+    except OSError:
+        return  # cannot look (permissions): the command that uses it says what is wrong
