@@ -491,7 +491,8 @@ class Rag:
             papers = len(store.stored_papers())
         except RagError as exc:
             return Check("store", False, str(exc), getattr(exc, "fix", "rag ingest"))
-        return Check("store", count > 0, f"{papers} papers, {count} chunks in {store.url or store.path}", "rag ingest")
+        read_only = " (read-only: ingest and remove cannot write it)" if store.read_only else ""
+        return Check("store", count > 0, f"{papers} papers, {count} chunks in {store.url or store.path}{read_only}", "rag ingest")
 
 
 _LIST_QUESTION = re.compile(

@@ -12,9 +12,14 @@ import contextlib
 import errno
 import functools
 import json
+import os
 import re
+import shlex
+import shutil
 import sqlite3
+import tempfile
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -70,6 +75,7 @@ def _join_chunks(texts: list[str]) -> str:
 
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+LOW_SPACE = 16 << 20  # below this much free space, a failing store is most likely a full disk
 _NO_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
@@ -102,7 +108,9 @@ class Store:
     """One Chroma collection in `data_dir`; opened lazily so commands that fail early stay fast.
 
     Before Chroma opens an embedded store its files are checked (`rag.health.check`): a damaged
-    store is one error line naming the recovery, never a segfault."""
+    store is one error line naming the recovery, never a segfault. A store this process cannot
+    write (a read-only data dir) is opened from a temporary copy, since Chroma writes to its files
+    even to read them; writing to such a store is refused."""
 
     def __init__(self, data_dir: Path, collection: str = "papers", url: str | None = None):
         self.data_dir = Path(data_dir)
@@ -110,7 +118,9 @@ class Store:
         self.url = url  # a Chroma server instead of the embedded store; data_dir then only holds caches
         self._client = None
         self._collection = None
+        self._copy: Path | None = None  # the temporary copy a read-only store was opened from
         self._opening_to_write = False  # what `_col` is opening the store for, read by `_connect`
+        self._drop_copy = lambda: None  # removes that copy
         self.dirty = False  # written since the generation was last bumped
 
     @property
@@ -158,18 +168,53 @@ class Store:
     # --- opening the embedded store safely ------------------------------------------------------
 
     def _local_path(self, create: bool) -> Path:
-        """Where Chroma should open the embedded store: its own folder, once its files pass the
-        health check."""
+        """Where Chroma should open the embedded store: its own folder once its files pass the
+        health check, or a temporary copy when this process cannot write it and only reads."""
         from rag import health
 
         problems = health.check(self.path)
         if problems:
             raise self.damaged(problems[0])
+        if not create and self.exists() and not health.writable(self.path):
+            return self._readonly_copy()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self.error_for(exc) from None
+        if not health.writable(self.path):
+            raise self.cannot_write("permission denied")
         return self.path
+
+    def _readonly_copy(self) -> Path:
+        """Copy the store's folder to a temporary one that Chroma may write, removed when this
+        Store goes (or the process ends). Nothing written there reaches the data dir."""
+        if self._copy is None:
+            tmp = Path(tempfile.mkdtemp(prefix="rag-readonly-"))
+            self._drop_copy = weakref.finalize(self, shutil.rmtree, str(tmp), True)
+            try:
+                shutil.copytree(self.path, tmp / "chroma", copy_function=shutil.copyfile)
+                for root, dirs, files in os.walk(tmp):  # copytree kept the folders' read-only modes
+                    os.chmod(root, 0o700)
+                    for name in files:
+                        os.chmod(os.path.join(root, name), 0o600)
+            except OSError as exc:
+                raise StoreError(
+                    f"the data dir {self.data_dir} is read-only and its store could not be copied to "
+                    f"{tempfile.gettempdir()} to be read ({exc.strerror or exc}); set TMPDIR to a folder with space"
+                ) from None
+            self._copy = tmp / "chroma"
+        return self._copy
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this store was opened from a temporary copy (its data dir cannot be written)."""
+        return self._copy is not None
+
+    def close(self) -> None:
+        """Forget the open collection (the next use opens the store again) and remove the
+        temporary copy of a read-only store."""
+        self._client = self._collection = self._copy = None
+        self._drop_copy()
 
     # --- one-line errors ---------------------------------------------------------------------
 
@@ -204,9 +249,24 @@ class Store:
             return self.cannot_write(getattr(exc, "strerror", None) or text[:120])
         if self.url:
             return StoreError(f"the Chroma server at {self.url} failed ({exc.__class__.__name__}: {text[:200]})")
+        free = self._free_bytes()
+        if free is not None and free < LOW_SPACE:
+            # Chroma applies its write log even to read, so a full disk fails reads with unrelated words
+            error = StoreError(
+                f"the store in {self.data_dir} failed ({exc.__class__.__name__}: {text[:160]}) with {free // 1024} KiB free on its "
+                "device: free some space and run the command again (papers stored before are intact)"
+            )
+            error.fix = f"df -h {shlex.quote(str(self.data_dir))}"  # after `-> run`: shows the full device
+            return error
         if any(k in low for k in ("not a database", "malformed", "corrupt", "hnsw", "segment reader", "index_metadata")):
             return self.damaged(text[:200])
         return StoreError(f"the store in {self.data_dir} failed ({exc.__class__.__name__}: {text[:200]}); run `rag doctor` to check it")
+
+    def _free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.data_dir).free
+        except OSError:
+            return None
 
     def _col(self, create: bool = False):
         if self._collection is not None:
@@ -243,15 +303,26 @@ class Store:
             yield self
             return
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.data_dir / "ingest.lock"))
+        if self._copy is not None:  # opened read-only to search: writing needs the store itself
+            self.close()
+        lock_path = self.data_dir / "ingest.lock"
         try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.data_dir, os.W_OK) or (lock_path.exists() and not os.access(lock_path, os.W_OK)):
+                raise self.cannot_write("permission denied")
+            lock = FileLock(str(lock_path))
             lock.acquire(timeout=0.5)
         except Timeout:
             raise StoreError(f"another ingest is running on {self.data_dir}; wait for it to finish") from None
+        except OSError as exc:
+            raise self.error_for(exc) from None
         try:
             self._col(create=True)
             yield self
+        except OSError as exc:  # a full disk (or a folder made read-only) in the middle of a write
+            if exc.errno in _NO_SPACE | _NO_WRITE:
+                raise self.error_for(exc) from None
+            raise
         finally:
             lock.release()
 

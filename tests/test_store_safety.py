@@ -9,9 +9,13 @@ in a subprocess (`_cli_process`) with the fake embedder patched in, so the suite
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 import os
 import pickle
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -20,8 +24,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SEED_FILES, SEED_PAPERS, FakeEmbedder
-from rag import cli, corpus, health, retrieval
+from conftest import SEED_FILES, SEED_PAPERS, FakeEmbedder, _require_model
+from rag import cli, corpus, health, models, retrieval
+from rag.errors import StoreError
 from rag.pipeline import Rag
 from rag.settings import PROJECT_ROOT, Settings
 from rag.store import Store
@@ -71,6 +76,11 @@ def assert_one_error_line(code: int, stderr: str, *needles: str) -> str:
     for needle in needles:
         assert needle in errors[0], errors[0]
     return errors[0]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` with a hash of its bytes: the store before and after must match."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def stored(data: Path) -> dict[str, tuple[str, int]]:
@@ -161,6 +171,184 @@ def test_an_index_file_holding_a_pickle_is_refused_unread(seeded, tmp_path):
     index = retrieval.LexicalIndex.load(folder, gen)
     assert index is not None and index.scores("TabPFN").max() > 0
     assert not marker.exists()
+
+
+# --- a read-only data dir --------------------------------------------------------------------------
+
+
+def _read_only_runner(tmp_path: Path) -> list[str]:
+    """A command prefix under which chmod stops this user's writes. As root it drops the
+    capabilities that override file modes (setpriv); skips when that is not possible."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.skip("running as root, where chmod does not stop writes, and setpriv (to drop root's file capabilities) is not installed")
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    probe.chmod(0o555)
+    prefix = [setpriv, "--bounding-set=-all", "--inh-caps=-all"]
+    try:
+        done = subprocess.run([*prefix, sys.executable, "-c", f"open({str(probe / 'x')!r}, 'w')"], capture_output=True, timeout=60)
+    finally:
+        probe.chmod(0o755)
+    if done.returncode == 0:
+        pytest.skip("running as root and dropping capabilities with setpriv did not stop writes to a read-only folder")
+    return prefix
+
+
+def _make_read_only(folder: Path) -> None:
+    for p in [folder, *folder.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _make_writable(folder: Path) -> None:
+    for p in [folder, *folder.rglob("*")]:
+        p.chmod(p.stat().st_mode | stat.S_IWUSR)
+
+
+def test_read_only_data_dir_search_papers_doctor_work_ingest_and_remove_say_they_cannot_write(seeded, tmp_path, models_dir):
+    for name in (models.EMBEDDING_MODEL, models.DEFAULT_LLM):  # `doctor` checks the models too
+        _require_model(name)
+    prefix = _read_only_runner(tmp_path)
+    papers_before = stored(seeded)
+    victim = next(iter(papers_before))
+    _make_read_only(seeded)
+    before = snapshot(seeded)
+    try:
+        search = _cli_process("search", "TabPFN tabular classification", "-k", "1", data=seeded, prefix=prefix)
+        assert search.returncode == 0 and "TabPFN" in search.stdout, search.stderr[-2000:]
+        listed = _cli_process("papers", "--json", data=seeded, prefix=prefix)
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        assert {p["paper_id"] for p in json.loads(listed.stdout)} == set(papers_before)
+        doctor = _cli_process("doctor", data=seeded, prefix=prefix)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr[-2000:]
+        assert f"ok   store: {SEED_PAPERS} papers" in doctor.stdout and "read-only" in doctor.stdout
+        extra = tmp_path / "extra.md"
+        extra.write_text("# Zorblax Crystal Resonance\n\nZorblax crystals resonate at dusk.\n", encoding="utf-8")
+        ingest = _cli_process("ingest", str(extra), data=seeded, prefix=prefix)
+        assert_one_error_line(ingest.returncode, ingest.stderr, "cannot write to the data dir", str(seeded))
+        remove = _cli_process("remove", victim, "--yes", data=seeded, prefix=prefix)
+        assert_one_error_line(remove.returncode, remove.stderr, "cannot write to the data dir", str(seeded))
+        assert snapshot(seeded) == before  # not one byte of the store changed
+    finally:
+        _make_writable(seeded)
+    assert stored(seeded) == papers_before
+
+
+def test_a_store_opened_read_only_is_a_temporary_copy_and_refuses_writes(seeded, monkeypatch):
+    """In-process, with the permission check answering 'no' (the suite may run as root): reads go to
+    a copy that is removed with the store, and a writer on the same Store is refused."""
+    monkeypatch.setattr(health, "writable", lambda chroma_dir: False)
+    before = snapshot(seeded / "chroma")
+    store = Store(seeded)
+    assert len(store.stored_papers()) == SEED_PAPERS and store.read_only
+    copy = store._copy
+    assert copy.exists() and seeded not in copy.parents
+    with pytest.raises(StoreError) as exc:
+        with store.writer():
+            pass
+    assert "cannot write to the data dir" in str(exc.value) and not store.read_only
+    assert not copy.exists()  # the copy goes as soon as it is not used
+    assert len(store.stored_papers()) == SEED_PAPERS  # and reading again makes a new one
+    copy = store._copy
+    store.close()
+    assert not copy.exists()
+    assert snapshot(seeded / "chroma") == before
+
+
+# --- a full disk during ingest --------------------------------------------------------------------
+
+
+def test_full_disk_during_ingest_is_one_line_and_stored_papers_stay(data_dir, seed_copy, monkeypatch, tmp_path):
+    first, second = sorted(seed_copy.glob("*.txt"))
+    Rag(Settings.load(data_dir=data_dir), embedder=FakeEmbedder()).ingest([first])
+    papers_before = stored(data_dir)
+    calls = []
+    real = Store.put_papers
+
+    def fills_the_disk(self, items):
+        calls.append(len(items))
+        if len(calls) == 2:  # one batch written, then the device is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, items)
+
+    monkeypatch.setattr(Store, "put_papers", fills_the_disk)
+    result = cli_run(monkeypatch, "ingest", str(second))
+    assert_one_error_line(result.exit_code, result.stderr, "no space left", str(data_dir), "intact")
+    assert len(calls) == 2
+    after = stored(data_dir)
+    assert {pid: after[pid] for pid in papers_before} == papers_before  # every paper stored before is whole
+    monkeypatch.setattr(Store, "put_papers", real)
+    again = cli_run(monkeypatch, "ingest", str(first), str(second))  # space freed: the same ingest completes
+    assert again.exit_code == 0, again.output
+    assert len(stored(data_dir)) == SEED_PAPERS
+
+
+def test_full_disk_inside_chroma_is_one_line(seeded, monkeypatch, seed_copy):
+    """The same when SQLite itself reports the full disk (as Chroma raises it)."""
+    import chromadb.errors
+
+    papers_before = stored(seeded)
+
+    def full(self, *args, **kwargs):
+        raise chromadb.errors.InternalError("error returned from database: (code: 13) database or disk is full")
+
+    from chromadb.api.models.Collection import Collection
+
+    monkeypatch.setattr(Collection, "upsert", full)
+    note = seed_copy / "zorblax.md"
+    note.write_text("# Zorblax Crystal Resonance\n\nZorblax crystals resonate at dusk.\n", encoding="utf-8")
+    result = cli_run(monkeypatch, "ingest", str(note))
+    assert_one_error_line(result.exit_code, result.stderr, "no space left", str(seeded))
+    assert stored(seeded) == papers_before
+
+
+def _can_mount_tmpfs() -> str | None:
+    """Why a real full device cannot be made here, or None when it can (root in a mount namespace)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return "needs root and unshare to mount a small tmpfs"
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True, text=True, timeout=60)
+    return None if probe.returncode == 0 else f"cannot mount a tmpfs in a mount namespace ({probe.stderr.strip()[:100]})"
+
+
+def test_a_really_full_device_during_ingest(seeded, tmp_path):
+    """A tmpfs a little larger than the seeded store, filled by an ingest: one line, exit 2, and once
+    space is freed (the tmpfs grown) the papers stored before are all there and an ingest completes."""
+    why = _can_mount_tmpfs()
+    if why:
+        pytest.skip(why)
+    more = tmp_path / "more"
+    more.mkdir()
+    words = "zorblax crystals resonate at dusk while the lab measures spectral drift and phase noise".split()
+    for i in range(300):
+        body = " ".join(words[(i + j) % len(words)] for j in range(400))
+        (more / f"note{i:03d}.md").write_text(f"# Zorblax note {i}\n\n{body} {i}\n", encoding="utf-8")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    size_kb = sum(p.stat().st_size for p in seeded.rglob("*") if p.is_file()) // 1024 + 1024
+    env_python = f"PYTHONPATH={PROJECT_ROOT} {sys.executable} -c {_shell(_RUNNER.format(tests=str(TESTS_DIR)))}"
+    script = f"""
+        set -u
+        mount -t tmpfs -o size={size_kb}k tmpfs {mnt} || exit 99
+        cp -a {seeded} {mnt}/data
+        {env_python} ingest {more} --data-dir {mnt}/data > {tmp_path}/full.out 2> {tmp_path}/full.err; echo $? > {tmp_path}/full.rc
+        mount -o remount,size=256m {mnt}
+        {env_python} papers --json --data-dir {mnt}/data > {tmp_path}/after.json 2> {tmp_path}/after.err
+        {env_python} ingest {more} --data-dir {mnt}/data > {tmp_path}/again.out 2> {tmp_path}/again.err; echo $? > {tmp_path}/again.rc
+    """
+    done = subprocess.run(["unshare", "-m", "bash", "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=600, cwd=str(PROJECT_ROOT))
+    assert done.returncode == 0, done.stderr
+    assert_one_error_line(int((tmp_path / "full.rc").read_text()), (tmp_path / "full.err").read_text(), "no space left")
+    after = {p["paper_id"] for p in json.loads((tmp_path / "after.json").read_text())}
+    assert set(stored(seeded)) <= after
+    assert (tmp_path / "again.rc").read_text().strip() == "0", (tmp_path / "again.err").read_text()[-2000:]
+
+
+def _shell(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
 
 
 # --- a damaged store -------------------------------------------------------------------------------
