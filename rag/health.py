@@ -28,7 +28,7 @@ from pathlib import Path
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_FORMAT = "<iQQQQQQiIQQQdQ"  # persistHeader's fields, written back to back
 HEADER_SIZE = struct.calcsize(HEADER_FORMAT)  # 100
-PERSISTENCE_VERSION = 1
+PERSISTENCE_VERSION = 1  # chroma-hnswlib's on-disk format in chromadb 1.5 (pinned <1.6): a new format needs this file
 MAX_LEVEL = 64  # hnswlib levels are ~log(n)/log(M); far more means the header is garbage
 MAX_ELEMENTS = 1 << 40
 SEGMENT_FILES = ("header.bin", "data_level0.bin", "length.bin", "link_lists.bin")
