@@ -476,14 +476,27 @@ class Rag:
                 checks.append(Check(f"model {self.settings.model}", True, "ok"))
             except RagError as exc:
                 checks.append(Check(f"model {self.settings.model}", False, str(exc), "rag models pull"))
-        try:
-            count = self.store.count()
-            papers = len(self.store.stored_papers())
-            ok = count > 0
-            checks.append(Check("store", ok, f"{papers} papers, {count} chunks in {self.store.url or self.store.path}", "rag ingest"))
-        except RagError as exc:
-            checks.append(Check("store", False, str(exc), "rag ingest"))
+        checks.append(self._store_check())
         return checks
+
+    def _store_check(self) -> Check:
+        """The embedded store's files get the full check (SQLite's own included) before Chroma opens
+        them; a damaged store's only fix is a fresh one, re-ingested."""
+        from rag import health
+
+        store = self.store
+        if not store.url and store.exists():
+            problems = health.full_check(store.path)
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                return Check("store", False, f"damaged: {problems[0]}{more}", health.recovery(store.data_dir))
+        try:
+            count = store.count()
+            papers = len(store.stored_papers())
+        except RagError as exc:
+            return Check("store", False, str(exc), getattr(exc, "fix", "rag ingest"))
+        read_only = " (read-only: ingest and remove cannot write it)" if store.read_only else ""
+        return Check("store", count > 0, f"{papers} papers, {count} chunks in {store.url or store.path}{read_only}", "rag ingest")
 
 
 _LIST_QUESTION = re.compile(

@@ -4,13 +4,14 @@ index), fused per paper with reciprocal rank fusion; each paper keeps its best c
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
-import pickle
 import re
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -55,17 +56,19 @@ class LexicalIndex:
     generation, so a process only rebuilds it when an ingest changed something.
 
     Two files in the cache folder: `records.json`, the chunks the index was built from (stamped
-    with the store generation), and `bm25.pkl`, the built index itself, so a new process does not
-    re-tokenise every chunk (at 1,000 papers unpickling takes about a tenth of the rebuild). The pickle
-    is used only if its stamp matches: the store generation, the size and mtime of `records.json`,
-    FORMAT and the installed bm25s version; on any mismatch the index is rebuilt from `records.json`.
-    Pickles are only ever read from the user's own data dir (or its `servers/` cache folders),
-    which only this tool writes: a pickle can run code when loaded, so never point RAG_DATA_DIR at
-    a folder someone else can write to."""
+    with the store generation), and `bm25.npz`, the built index itself, so a new process does not
+    re-tokenise every chunk. `bm25.npz` holds numpy arrays only (bm25s's sparse score matrix and
+    each paper's term ids) plus one array of UTF-8 JSON (the stamp, the vocabulary, the chunk ids),
+    and is read with `allow_pickle=False`: nothing in the cache can run code when it is loaded.
+    It is used only if its stamp matches: the store generation, the size and mtime of
+    `records.json`, FORMAT and the installed bm25s version; on any mismatch, or anything in it that
+    does not fit, the index is rebuilt from `records.json`. `bm25.pkl`, the pickle earlier versions
+    wrote, is never read: when found it is deleted and the index rebuilt from the store."""
 
-    FORMAT = 1  # bump when the pickled fields change
+    FORMAT = 2  # bump when the saved arrays or JSON fields change
     RECORDS = "records.json"
-    PICKLE = "bm25.pkl"
+    INDEX = "bm25.npz"
+    OLD_PICKLE = "bm25.pkl"  # written by earlier versions; a pickle can run code when loaded
 
     def __init__(self, records: list[ChunkRecord]):
         import bm25s
@@ -116,45 +119,124 @@ class LexicalIndex:
             {"generation": generation, "records": [[r.chunk_id, r.paper_id, r.title, list(r.authors), r.text, r.page] for r in self.records]}
         )
         _write_atomic(folder / self.RECORDS, records.encode())
-        self._save_pickle(folder, generation)
+        self._save_index(folder, generation)
+        self._drop_old_pickle(folder)
 
-    def _save_pickle(self, folder: Path, generation: int) -> None:
+    def _save_index(self, folder: Path, generation: int) -> None:
         stamp = _stamp(folder / self.RECORDS, generation)
-        if stamp is not None:
-            _write_atomic(folder / self.PICKLE, pickle.dumps(stamp, protocol=pickle.HIGHEST_PROTOCOL) + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        if stamp is None:
+            return
+        vocab: list[str] = []
+        arrays: dict[str, np.ndarray] = {}
+        if self.records:
+            ids = self._bm25.vocab_dict
+            if sorted(ids.values()) != list(range(len(ids))):
+                return  # not the layout saved here (another bm25s): each process rebuilds instead
+            vocab = [""] * len(ids)
+            for token, i in ids.items():
+                vocab[i] = token
+            scores = self._bm25.scores
+            arrays = {k: np.asarray(scores[k]) for k in ("data", "indices", "indptr")}
+            try:
+                terms = [np.fromiter((ids[t] for t in self.paper_terms[pid]), dtype=np.int32) for pid in self.paper_terms]
+            except KeyError:
+                return
+            arrays["term_ids"] = np.concatenate(terms) if terms else np.zeros(0, dtype=np.int32)
+            arrays["term_ptr"] = np.cumsum([0] + [len(t) for t in terms], dtype=np.int64)
+        meta = {"stamp": stamp, "vocab": vocab, "papers": list(self.paper_terms), "chunks": [r.chunk_id for r in self.records]}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        _write_atomic(folder / self.INDEX, buffer.getvalue())
 
     @classmethod
     def load(cls, folder: Path, generation: int, save: bool = True) -> "LexicalIndex | None":
-        """The cached index for this generation, or None. The pickle when its stamp matches, else
-        rebuilt from `records.json` (and the pickle rewritten when `save` and the folder allows)."""
-        index = cls._load_pickle(folder, generation)
-        if index is not None:
-            return index
+        """The cached index for this generation, or None. `bm25.npz` when its stamp matches, else
+        rebuilt from `records.json` (and `bm25.npz` rewritten when `save` and the folder allows).
+        None, too, when an old `bm25.pkl` is found (deleted, never read): the caller rebuilds from
+        the store, so nothing an earlier version cached is trusted."""
+        if cls._drop_old_pickle(folder):
+            return None
         try:
             data = json.loads((folder / cls.RECORDS).read_text())
         except (OSError, ValueError):
             return None
-        if data.get("generation") != generation:
+        if not isinstance(data, dict) or data.get("generation") != generation:
             return None
-        index = cls([ChunkRecord(r[0], r[1], r[2], tuple(r[3]), r[4], *r[5:6]) for r in data["records"]])
+        records = [ChunkRecord(r[0], r[1], r[2], tuple(r[3]), r[4], *r[5:6]) for r in data["records"]]
+        index = cls._load_index(folder, generation, records)
+        if index is not None:
+            return index
+        index = cls(records)
         if save:
             with contextlib.suppress(OSError):  # a read-only data dir: use the index, just don't keep it
-                index._save_pickle(folder, generation)
+                index._save_index(folder, generation)
         return index
 
     @classmethod
-    def _load_pickle(cls, folder: Path, generation: int) -> "LexicalIndex | None":
+    def _drop_old_pickle(cls, folder: Path) -> bool:
+        """Delete a `bm25.pkl` left by an earlier version, unread. True when there was one."""
+        old = folder / cls.OLD_PICKLE
+        if not old.exists():
+            return False
+        with contextlib.suppress(OSError):  # a read-only data dir: it stays, and stays unread
+            old.unlink()
+        return True
+
+    @classmethod
+    def _load_index(cls, folder: Path, generation: int, records: list[ChunkRecord]) -> "LexicalIndex | None":
+        """`bm25.npz` for exactly these records, or None (missing, stale, damaged, or anything in
+        it that does not fit them: rebuild)."""
         want = _stamp(folder / cls.RECORDS, generation)
         if want is None:
             return None
         try:
-            with open(folder / cls.PICKLE, "rb") as f:
-                if pickle.load(f) != want:
-                    return None
-                index = pickle.load(f)
-        except Exception:  # missing, truncated, written by another version: rebuild
+            with np.load(folder / cls.INDEX, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            meta = json.loads(arrays.pop("meta").tobytes().decode())
+            if meta["stamp"] != want or meta["chunks"] != [r.chunk_id for r in records]:
+                return None
+            return cls._from_arrays(records, meta, arrays)
+        except Exception:  # missing, truncated, written by another version, not ours: rebuild
             return None
-        return index if isinstance(index, cls) else None
+
+    @classmethod
+    def _from_arrays(cls, records: list[ChunkRecord], meta: dict, arrays: dict[str, np.ndarray]) -> "LexicalIndex | None":
+        import bm25s
+
+        index = cls.__new__(cls)
+        index.records = records
+        index._bm25 = bm25s.BM25()
+        index.paper_rows = {}
+        for row, record in enumerate(records):
+            index.paper_rows.setdefault(record.paper_id, []).append(row)
+        index.paper_terms, index.doc_freq = {}, {}
+        if not records:
+            return index
+        vocab, papers = meta["vocab"], meta["papers"]
+        data, indices, indptr = arrays["data"], arrays["indices"], arrays["indptr"]
+        term_ids, term_ptr = arrays["term_ids"], arrays["term_ptr"]
+        fits = (
+            data.ndim == indices.ndim == indptr.ndim == term_ids.ndim == term_ptr.ndim == 1
+            and data.dtype.kind == "f" and all(a.dtype.kind in "iu" for a in (indices, indptr, term_ids, term_ptr))
+            # one column per token; bm25s adds its empty token "" to the vocabulary after the matrix
+            and (len(indptr) == len(vocab) + 1 or (len(indptr) == len(vocab) and vocab[-1] == ""))
+            and indptr[0] == 0 and indptr[-1] == len(data) == len(indices)
+            and bool(np.all(np.diff(indptr) >= 0)) and (not len(indices) or 0 <= indices.min() <= indices.max() < len(records))
+            and len(term_ptr) == len(papers) + 1 and term_ptr[0] == 0 and term_ptr[-1] == len(term_ids)
+            and bool(np.all(np.diff(term_ptr) >= 0)) and (not len(term_ids) or 0 <= term_ids.min() <= term_ids.max() < len(vocab))
+            and set(papers) == set(index.paper_rows) and len(set(vocab)) == len(vocab)
+        )
+        if not fits or index._bm25.method in index._bm25.methods_requiring_nonoccurrence:
+            return None
+        index._bm25.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": len(records)}
+        index._bm25.vocab_dict = {token: i for i, token in enumerate(vocab)}
+        index._bm25.unique_token_ids_set = set(range(len(vocab)))
+        index._bm25.nonoccurrence_array = None
+        index.paper_terms = _PaperTerms(papers, vocab, term_ids, term_ptr)
+        counts = np.bincount(term_ids, minlength=len(vocab)).tolist()
+        index.doc_freq = {vocab[i]: c for i, c in enumerate(counts) if c}
+        return index
 
     @classmethod
     def for_store(cls, store: Store, generation: int) -> "LexicalIndex":
@@ -167,10 +249,34 @@ class LexicalIndex:
         return index
 
 
+class _PaperTerms(Mapping):
+    """paper id -> the set of its terms, made from the saved term ids when first asked for: a
+    search asks for the ~20 papers it shortlists, and building every paper's set up front was half
+    of the load time at 10,000 papers."""
+
+    def __init__(self, papers: list[str], vocab: list[str], term_ids: np.ndarray, term_ptr: np.ndarray):
+        self._rows = {pid: i for i, pid in enumerate(papers)}
+        self._vocab, self._ids, self._ptr = vocab, term_ids, term_ptr
+        self._sets: dict[str, set[str]] = {}
+
+    def __getitem__(self, paper_id: str) -> set[str]:
+        terms = self._sets.get(paper_id)
+        if terms is None:
+            row = self._rows[paper_id]
+            terms = self._sets[paper_id] = {self._vocab[i] for i in self._ids[self._ptr[row] : self._ptr[row + 1]].tolist()}
+        return terms
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 def _stamp(records: Path, generation: int) -> dict | None:
-    """What a pickled index must have been built from: this generation's `records.json`, this
+    """What a saved index must have been built from: this generation's `records.json`, this
     format, this bm25s."""
-    import bm25s  # the pickle needs it anyway
+    import bm25s
 
     try:
         st = records.stat()

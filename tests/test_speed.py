@@ -1,11 +1,11 @@
-"""The speed-ups of issue #4 keep behaviour: batched Chroma writes, the pickled BM25 index, vectors
-fetched by id, the store opened on a second thread, one search per summary, lazy imports."""
+"""The speed-ups of issue #4 keep behaviour: batched Chroma writes, the saved BM25 index (numpy
+arrays and JSON since issue #17, no pickle), vectors fetched by id, the store opened on a second
+thread, one search per summary, lazy imports."""
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import subprocess
 import sys
 import threading
@@ -85,17 +85,25 @@ def test_dense_query_asks_for_more_than_the_store_holds(fake_seeded):
     assert len(hits) == fake_seeded.store.count()
 
 
-# --- the pickled BM25 index ---------------------------------------------------------------------
+# --- the saved BM25 index (numpy arrays and JSON, never a pickle) --------------------------------
 
 
 def _folder(rag: Rag):
     return rag.store.cache_dir / "lexical"
 
 
-def test_ingest_saves_the_built_index_and_a_new_process_unpickles_it(fake_seeded, monkeypatch):
+def _stamp_of(folder) -> dict:
+    with np.load(folder / "bm25.npz", allow_pickle=False) as npz:
+        return json.loads(npz["meta"].tobytes().decode())["stamp"]
+
+
+def test_ingest_saves_the_built_index_and_a_new_process_loads_it(fake_seeded, monkeypatch):
     folder = _folder(fake_seeded)
-    assert (folder / "bm25.pkl").exists() and (folder / "records.json").exists()
+    assert (folder / "bm25.npz").exists() and (folder / "records.json").exists()
+    assert not (folder / "bm25.pkl").exists()
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    with np.load(folder / "bm25.npz", allow_pickle=False) as npz:  # plain arrays only: no object array to unpickle
+        assert all(npz[name].dtype != object for name in npz.files)
     gen = fake_seeded.store.generation()
 
     def no_rebuild(self, records):
@@ -108,20 +116,23 @@ def test_ingest_saves_the_built_index_and_a_new_process_unpickles_it(fake_seeded
     assert fresh.search("TabPFN tabular", k=1, mode="lexical")[0].title.startswith("TabPFN")
 
 
-def test_pickled_index_gives_the_same_scores_as_a_rebuilt_one(fake_seeded):
+def test_saved_index_gives_the_same_scores_as_a_rebuilt_one(fake_seeded):
     folder, gen = _folder(fake_seeded), fake_seeded.store.generation()
     loaded = retrieval.LexicalIndex.load(folder, gen)
-    rebuilt = retrieval.LexicalIndex(fake_seeded.store.all_chunks())
-    for q in ["graph neural networks", "TabPFN tabular classification", "Q-learners collude"]:
+    # saved for other chunks (or in another order): not used, never mixed with these records
+    assert retrieval.LexicalIndex._load_index(folder, gen, loaded.records[::-1]) is None
+    rebuilt = retrieval.LexicalIndex(loaded.records)
+    for q in ["graph neural networks", "TabPFN tabular classification", "Q-learners collude", "qwxzyv", "the"]:
         assert np.array_equal(loaded.scores(q), rebuilt.scores(q))
         assert [loaded.coverage(q, r.paper_id) for r in loaded.records[:20]] == [rebuilt.coverage(q, r.paper_id) for r in rebuilt.records[:20]]
     assert loaded.paper_rows == rebuilt.paper_rows and loaded.doc_freq == rebuilt.doc_freq
+    assert loaded.paper_terms == rebuilt.paper_terms and list(loaded.paper_terms) == list(rebuilt.paper_terms)
 
 
 @pytest.mark.parametrize("change", ["generation", "format", "bm25s", "records"])
-def test_a_stale_pickle_is_rebuilt_from_records(fake_seeded, monkeypatch, change):
+def test_a_stale_index_is_rebuilt_from_records(fake_seeded, monkeypatch, change):
     folder, gen = _folder(fake_seeded), fake_seeded.store.generation()
-    stamp_before = pickle.load(open(folder / "bm25.pkl", "rb"))
+    stamp_before = _stamp_of(folder)
     if change == "generation":
         assert retrieval.LexicalIndex.load(folder, gen + 1) is None  # records.json is of the old generation too
         return
@@ -142,25 +153,43 @@ def test_a_stale_pickle_is_rebuilt_from_records(fake_seeded, monkeypatch, change
     assert built == [1] and index is not None
     if change == "records":
         assert not [r for r in index.records if r.title.startswith("TabPFN")]
-    stamp_after = pickle.load(open(folder / "bm25.pkl", "rb"))
-    assert stamp_after != stamp_before  # rewritten with the new stamp...
+    assert _stamp_of(folder) != stamp_before  # rewritten with the new stamp...
     built.clear()
     assert retrieval.LexicalIndex.load(folder, gen) is not None and built == []  # ...and used next time
 
 
-def test_a_damaged_pickle_is_rebuilt(fake_seeded):
+@pytest.mark.parametrize("damage", ["truncated", "random", "object-array", "foreign-vocab"])
+def test_a_damaged_or_foreign_index_file_is_rebuilt(fake_seeded, damage, tmp_path):
     folder, gen = _folder(fake_seeded), fake_seeded.store.generation()
-    data = (folder / "bm25.pkl").read_bytes()
-    (folder / "bm25.pkl").write_bytes(data[: len(data) // 2])
+    path = folder / "bm25.npz"
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "random":
+        path.write_bytes(os.urandom(len(data)))
+    elif damage == "object-array":  # what np.save writes for Python objects: refused unread (allow_pickle=False)
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        arrays["data"] = np.array([{"not": "numbers"}], dtype=object)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    else:  # a well-formed file whose arrays point outside the index
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        arrays["term_ids"] = arrays["term_ids"] + 10**6
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
     index = retrieval.LexicalIndex.load(folder, gen)
     assert index is not None and len(index.records) == fake_seeded.store.count()
+    assert index.scores("TabPFN tabular").max() > 0
+    assert retrieval.LexicalIndex._load_index(folder, gen, index.records) is not None  # rewritten whole
 
 
 def test_search_works_when_the_cache_cannot_be_written(fake_seeded, monkeypatch):
     """A read-only data dir: the index is built and used, only not saved. (chmod is no test here:
     the suite may run as root, so writes fail through the one function that does them.)"""
     folder = _folder(fake_seeded)
-    for name in ("bm25.pkl", "records.json"):
+    for name in ("bm25.npz", "records.json"):
         (folder / name).unlink()
 
     def read_only(path, data):
@@ -169,11 +198,11 @@ def test_search_works_when_the_cache_cannot_be_written(fake_seeded, monkeypatch)
     monkeypatch.setattr(retrieval, "_write_atomic", read_only)
     fresh = Rag(Settings.load(data_dir=fake_seeded.settings.data_dir), embedder=FakeEmbedder())
     assert fresh.search("TabPFN tabular", k=1)[0].title.startswith("TabPFN")
-    assert not (folder / "bm25.pkl").exists()
-    # and with records.json present but no pickle: loaded, not saved, no error
+    assert not (folder / "bm25.npz").exists()
+    # and with records.json present but no saved index: loaded, not saved, no error
     monkeypatch.undo()
     retrieval.LexicalIndex(fake_seeded.store.all_chunks()).save(folder, fake_seeded.store.generation())
-    (folder / "bm25.pkl").unlink()
+    (folder / "bm25.npz").unlink()
     monkeypatch.setattr(retrieval, "_write_atomic", read_only)
     assert retrieval.LexicalIndex.load(folder, fake_seeded.store.generation()) is not None
 
@@ -196,8 +225,8 @@ def test_concurrent_saves_leave_one_whole_file(fake_seeded):
     for t in threads:
         t.join()
     assert errors == []
-    assert sorted(p.name for p in folder.iterdir()) == ["bm25.pkl", "records.json"]
-    assert retrieval.LexicalIndex.load(folder, gen) is not None
+    assert sorted(p.name for p in folder.iterdir()) == ["bm25.npz", "records.json"]
+    assert retrieval.LexicalIndex._load_index(folder, gen, index.records) is not None
 
 
 def test_remove_saves_the_index_in_the_stores_cache_folder(data_dir, seed_copy):
