@@ -464,6 +464,22 @@ def test_an_unreadable_file_given_to_ingest_is_one_error_line(runner, tmp_path):
         assert "Usage:" not in line
 
 
+def test_a_fifo_or_dev_zero_given_to_ingest_is_one_line_not_a_hang(runner, tmp_path):
+    """Only regular files are read: a FIFO hung the ingest, /dev/zero died with MemoryError. Run
+    in a thread with a deadline, so a regression fails instead of hanging the suite."""
+    import threading
+
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    for target in (fifo, Path("/dev/zero")):
+        results = []
+        worker = threading.Thread(target=lambda t=target: results.append(run(runner, "ingest", str(t))), daemon=True)
+        worker.start()
+        worker.join(timeout=60)
+        assert results, f"`rag ingest {target}` did not return within 60 s"
+        assert_one_line_error(results[0], str(target))
+
+
 @pytest.mark.parametrize("year", ["0000", "0999", "2101", "0000..2020", "..9999", "2020..3000"])
 def test_years_outside_1000_to_2100_are_refused(runner, year):
     assert_one_line_error(run(runner, "papers", "--year", year), "--year", "between 1000 and 2100")
