@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from rag.settings import PROJECT_ROOT, Settings
+from rag.stats import percentile
 
 SEED_PAPERS = 82
 SEARCH_QUERIES = [
@@ -65,8 +66,7 @@ def seed_papers(seed_dir: Path | None = None):
 
 def synthetic_papers(n: int, seeds, rng_seed: int = 4) -> list[tuple[str, str]]:
     """`n` (title, abstract) pairs built from the seed papers' titles and sentences."""
-    from rag.chunking import split_sentences
-    from rag.corpus import normalize_title
+    from rag.text import normalize_title, split_sentences
 
     rng = random.Random(rng_seed)
     with_text = [p for p in seeds if p.abstract]
@@ -249,16 +249,6 @@ def combine(files: list[Path], out_dir: Path) -> BenchReport:
             merged.notes.append(f"Size {size:,} comes from `{r.command}`, run {r.started}.")
     _write(merged, out_dir)
     return merged
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def machine_info() -> dict:

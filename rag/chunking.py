@@ -3,15 +3,8 @@ sentence boundaries with a little overlap so a fact near a boundary is whole in 
 
 from __future__ import annotations
 
-import re
-
+from rag.text import split_sentences
 from rag.types import Chunk, Paper
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
 def _split_long_sentence(sentence: str, max_words: int) -> list[str]:

@@ -7,6 +7,13 @@ import re
 from dataclasses import dataclass
 
 from rag.prompts import ABSTAIN_MARKER
+from rag.text import (
+    cited_numbers,
+    split_sentences,
+    tokenize,
+    without_markers,
+    without_titles,
+)
 from rag.types import Citation, Source
 
 _MARKER = re.compile(r"^\[\s*(?:(?:sources?|papers?|refs?)\s*)?(\d+(?:\s*(?:,|;|and|-|–)\s*(?:(?:sources?|papers?)\s*)?\d+)*)\s*\]$", re.I)
@@ -127,14 +134,10 @@ def is_abstention(text: str) -> bool:
     return not stripped or stripped.upper().startswith(ABSTAIN_MARKER) or bool(_ABSTAIN_PHRASES.match(stripped))
 
 
-def cited_numbers(text: str) -> list[int]:
-    return list(dict.fromkeys(int(n) for n in re.findall(r"\[(\d+)\]", text)))
-
-
 def citations_for(text: str, sources: list[Source]) -> list[Citation]:
     """Numbers in the order the answer first uses them; only numbers of sources given to the model.
     Each carries the sentence of its paper that best supports the claims citing it."""
-    claims = _SENTENCE_SPLIT.split(text)
+    claims = split_sentences(text)
     out = []
     for n in cited_numbers(text):
         if 1 <= n <= len(sources):
@@ -145,14 +148,9 @@ def citations_for(text: str, sources: list[Source]) -> list[Citation]:
 
 def best_quote(claim: str, source_text: str) -> str:
     """The source sentence sharing the most content words with the claim: what `--show-quotes` prints."""
-    from rag.chunking import split_sentences
-
     candidates = split_sentences(source_text)
     return max(candidates, key=lambda s: support(claim, s) * min(1.0, len(s) / 40), default="")
 
-
-
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 # A full stop ends a sentence unless it ends an initial ("Peter E. Caines") or a common abbreviation.
 _BOUNDARY = re.compile(r"(?<![\s:]\d)(?<!\s[A-Z])(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bFig)[.!?](?:\s*\[\d+\])*(?=\s+[A-Z0-9\"'(\[])")
@@ -162,25 +160,17 @@ _NUMBER = re.compile(r"(?<![\w\[])\d+(?:[.,]\d+)*%?")
 def support(sentence: str, source_text: str) -> float:
     """Share of the sentence's content words found in the source: a cheap, explainable check
     that a claim came from the paper and not from the model's memory."""
-    from rag.retrieval import tokenize
-
-    words = set(tokenize(re.sub(r"\[\d+\]", " ", sentence)))
+    words = set(tokenize(without_markers(sentence)))
     if not words:
         return 1.0
     return len(words & set(tokenize(source_text))) / len(words)
 
 
-def without_titles(text: str, titles: list[str]) -> str:
-    """`text` with each title it names (any case) blanked out, longest first so a title that
-    contains another is removed whole."""
-    for title in sorted((t.strip() for t in titles), key=len, reverse=True):
-        text = re.sub(re.escape(title), " ", text, flags=re.I)
-    return text
 
 
 def numbers_found(sentence: str, source_text: str) -> bool:
     """Every multi-digit or decimal number in a claim must appear in its source."""
-    plain = re.sub(r"\[\d+\]", " ", sentence)
+    plain = without_markers(sentence)
     wanted = [n.rstrip("%").replace(",", "") for n in _NUMBER.findall(plain)]
     have = source_text.replace(",", "")
     return all(n in have for n in wanted if len(n) > 1 or "." in n)
@@ -251,7 +241,7 @@ class SentenceChecker:
 
     def _release(self, raw: str) -> str:
         sentence = tidy(raw)
-        claim = re.sub(r"\[\d+\]", "", sentence).strip(" .,;:")
+        claim = without_markers(sentence, "").strip(" .,;:")
         if not claim or claim.isdigit() or _DECLINED.fullmatch(claim):
             return ""  # a stray marker, or a paper the model set aside: no claim of its own
         sentence = name_papers(sentence, [s.title for s in self.sources])

@@ -8,22 +8,21 @@ both, because a line's role follows from what it looks like and what came before
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag import readers
 from rag.errors import InputError
+from rag.papers import clean_text, looks_like_author, merge_papers, paper_id_for
 from rag.types import Block, Paper
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
 PAPER_SUFFIXES = TEXT_SUFFIXES | {".pdf", ".bib", ".bibtex"}  # what a folder walk picks up
 MAX_FILE_BYTES = 64 * 1024 * 1024  # bigger inputs are skipped: no paper is that big, a data dump is
 
-_SEE_MORE = re.compile(r"(\s?)(?:…|\.\.\.)\s*\(see more\)\s*", re.IGNORECASE)
-_TRAILING_ELLIPSIS = re.compile(r"\s*(?:…|\.\.\.)\s*$")
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
 _CHROME = [
     re.compile(r"^(new|subscribe|trending|home|log ?in|sign ?in|sign ?up|share|upvote|see more)$", re.I),
@@ -34,44 +33,7 @@ _CHROME = [
     re.compile(r"^\d{4}-\d{2}-\d{2}$"),
     re.compile(r"^[\d\s.,k+·•|-]*$"),  # vote counts, separators
 ]
-_NAME_PARTICLES = {"van", "von", "de", "der", "den", "da", "di", "du", "le", "la", "del", "dos", "bin", "al", "el", "y", "st."}
-_TITLE_WORDS = {
-    "learning", "network", "networks", "neural", "deep", "model", "models", "graph", "graphs", "data",
-    "towards", "toward", "using", "via", "analysis", "search", "optimization", "optimisation", "training",
-    "reinforcement", "representation", "representations", "attention", "transformer", "transformers",
-    "benchmarking", "benchmark", "curriculum", "inference", "generation", "language", "systems", "control",
-}
-_STOPWORDS = {"a", "an", "the", "of", "for", "in", "on", "with", "and", "to", "from", "by", "is", "are", "at", "as", "we"}
 ABSTRACT_MIN_CHARS = 160
-
-
-def normalize_title(title: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", title.lower()))
-
-
-def paper_id_for(title: str) -> str:
-    """Stable across files and runs, so the same paper seen twice merges into one."""
-    return hashlib.sha1(normalize_title(title).encode()).hexdigest()[:12]
-
-
-def content_hash(paper: Paper) -> str:
-    """Changes when anything that is indexed changes; the source path is deliberately left out."""
-    h = hashlib.sha1()
-    for part in (paper.title, "|".join(paper.authors), paper.abstract):
-        h.update(part.encode())
-        h.update(b"\0")
-    if paper.year is not None or paper.venue:  # only then, so hashes of older stores stay valid
-        h.update(f"{paper.year}|{paper.venue}".encode())
-    for block in paper.blocks:
-        h.update(f"{block.page}|{block.section}|{block.text}".encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
-def clean_text(text: str) -> str:
-    text = _SEE_MORE.sub(lambda m: m.group(1), text)
-    text = _TRAILING_ELLIPSIS.sub("", text)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def is_chrome(line: str) -> bool:
@@ -81,22 +43,6 @@ def is_chrome(line: str) -> bool:
 def looks_like_abstract(line: str) -> bool:
     # A scraped abstract may be cut short; the trailing ellipsis still marks it as body text.
     return len(line) >= ABSTRACT_MIN_CHARS or "(see more)" in line or line.endswith(("…", "..."))
-
-
-def looks_like_author(line: str) -> bool:
-    """A personal name: 2-5 capitalised words, no punctuation a title would have."""
-    if len(line) > 45 or re.search(r"[:?!,;()\[\]0-9\"]", line):
-        return False
-    tokens = line.split()
-    if not 2 <= len(tokens) <= 5:
-        return False
-    for token in tokens:
-        low = token.lower()
-        if low in _STOPWORDS or low in _TITLE_WORDS:
-            return False
-        if not (token[0].isupper() or low in _NAME_PARTICLES):
-            return False
-    return True
 
 
 @dataclass
@@ -135,24 +81,6 @@ def _to_paper(draft: _Draft, source: str) -> Paper:
         abstract=draft.abstract,
         source=source,
     )
-
-
-def merge_papers(papers) -> list[Paper]:
-    """One paper per title: the longest abstract and the first non-empty author list win."""
-    merged: dict[str, Paper] = {}
-    for p in papers:
-        seen = merged.get(p.paper_id)
-        if seen is None:
-            merged[p.paper_id] = p
-            continue
-        merged[p.paper_id] = dataclasses.replace(
-            seen,
-            authors=seen.authors or p.authors,
-            abstract=seen.abstract if len(seen.abstract) >= len(p.abstract) else p.abstract,
-            year=seen.year if seen.year is not None else p.year,
-            venue=seen.venue or p.venue,
-        )
-    return list(merged.values())
 
 
 def parse_document(text: str, source: str) -> Paper:
@@ -194,41 +122,6 @@ def document_blocks(text: str, title_line: str) -> tuple[Block, ...]:
             para.append(line)
     close()
     return tuple(blocks) if len(blocks) > 1 else ()
-
-
-def can_merge(a: Paper, b: Paper) -> bool:
-    """Whether two files' papers of one title are the same paper. A bibliographic record (listing or
-    BibTeX entry) joins a PDF or another record; two texts of their own (two PDFs, a note and
-    anything) join only when the text is the same. Otherwise a note titled like a stored paper would
-    silently replace that paper's text."""
-    if content_hash(a) == content_hash(b):
-        return True
-    kinds = {a.kind, b.kind}
-    return "note" not in kinds and kinds != {"pdf"}
-
-
-def distinct_id(paper: Paper) -> Paper:
-    """The same title read from a file whose text is not that paper's: a paper of its own, with an
-    id that stays the same across runs for the same file."""
-    return dataclasses.replace(paper, paper_id=paper_id_for(f"{paper.title}\n{paper.source}"))
-
-
-def merge_sources(a: Paper, b: Paper) -> Paper:
-    """The same paper from two files (a PDF and its BibTeX entry): the full text comes from the file
-    that has it, the bibliographic fields from the record that is only bibliography, which is the
-    more reliable of the two; the result does not depend on which file came first."""
-    full, record = (a, b) if len(a.blocks) >= len(b.blocks) else (b, a)
-    return Paper(
-        paper_id=a.paper_id,
-        title=record.title if not record.blocks else full.title,
-        authors=record.authors or full.authors,
-        abstract=record.abstract if record.abstract and not record.blocks else max((a.abstract, b.abstract), key=len),
-        source=a.source,
-        year=record.year if record.year is not None else full.year,
-        venue=record.venue or full.venue,
-        blocks=full.blocks,
-        kind=full.kind if full.kind != "record" else record.kind,
-    )
 
 
 def looks_like_listing(text: str) -> bool:
@@ -295,7 +188,6 @@ def file_hash(data: bytes) -> str:
 
 def read_file(path: Path) -> SourceFile:
     """One file -> its papers; an `InputError` naming the file if it cannot be read at all."""
-    from rag import readers
 
     try:
         info = path.stat()

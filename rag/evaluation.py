@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from rag.corpus import normalize_title
 from rag.errors import InputError
 from rag.pipeline import Rag
+from rag.stats import percentile
+from rag.text import normalize_title
 
 MODES = ("lexical", "dense", "hybrid")
 
@@ -116,7 +117,7 @@ def synthetic_questions(rag: Rag, n: int, seed: int = 0) -> list[EvalQuestion]:
     collection nobody wrote questions for."""
     import random
 
-    from rag.chunking import split_sentences
+    from rag.text import split_sentences
 
     papers = rag.papers()
     if not papers:
@@ -146,13 +147,6 @@ def _retrieval_scores(ranked: list[list[str]], gold: list[set[str]]) -> Retrieva
         rr.append(next((1.0 / (i + 1) for i, t in enumerate(titles) if t in g), 0.0))
     n = max(len(gold), 1)
     return RetrievalScores(sum(hits) / n, sum(recalls) / n, sum(rr) / n)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def evaluate(rag: Rag, questions: list[EvalQuestion], use_llm: bool = True, progress: Callable[[int, int], None] | None = None) -> EvalReport:
@@ -209,8 +203,8 @@ def evaluate(rag: Rag, questions: list[EvalQuestion], use_llm: bool = True, prog
         citations_not_given=sum(r["not_given"] for r in rows),
         unsupported_sentences=sum(r["unsupported"] for r in rows),
         sentences=sum(r["sentences"] for r in rows),
-        latency_p50_s=_percentile(latencies, 0.5),
-        latency_p95_s=_percentile(latencies, 0.95),
+        latency_p50_s=percentile(latencies, 50) if latencies else 0.0,
+        latency_p95_s=percentile(latencies, 95) if latencies else 0.0,
     )
     return EvalReport(len(questions), len(answerable), retrieval, scores, rows)
 

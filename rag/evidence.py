@@ -13,11 +13,16 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from rag.chunking import split_sentences
-from rag.citations import without_titles
 from rag.embedding import Embedder
+from rag.text import (
+    root,
+    roots,
+    split_sentences,
+    tokenize,
+    without_markers,
+    without_titles,
+)
 
-_SUFFIXES = ("ations", "ation", "ings", "ing", "ments", "ment", "ally", "ies", "ed", "es", "al", "ly", "er", "s", "e")
 # ", and what ...", " and which ...": where a question asks a second thing. A bare ", and" also
 # splits ("shows X, converts Y, and finds Z"): each clause is a claim the answer should cover.
 _PARTS = re.compile(
@@ -26,25 +31,6 @@ _PARTS = re.compile(
     re.I,
 )
 LEXICAL_WEIGHT = 0.5  # a sentence's share of the part's IDF-weighted words, against its cosine similarity
-
-
-def root(word: str) -> str:
-    """A crude stem, enough to match 'decoupling' with 'decouples' and 'experiments' with
-    'experimental' across a question and a sentence."""
-    for _ in range(2):
-        for suffix in _SUFFIXES:
-            if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-                word = word[: -len(suffix)]
-                break
-        else:
-            break
-    return word
-
-
-def roots(text: str) -> set[str]:
-    from rag.retrieval import tokenize
-
-    return {root(t) for t in tokenize(text)}
 
 
 def question_parts(question: str) -> list[str]:
@@ -63,7 +49,7 @@ def adds_nothing(answer: str, question: str, titles: list[str], source_texts: li
     """True when every word the answer takes from the papers, outside the titles it names, was
     already in the question: it restates the question instead of answering it. A title's words
     count when the answer uses them in its own sentence ("they play the iterated prisoner's dilemma")."""
-    plain = without_titles(re.sub(r"\[\d+\]", " ", answer), titles)
+    plain = without_titles(without_markers(answer), titles)
     said = roots(plain) & roots(" ".join(source_texts))
     return not (said - roots(question))
 
@@ -80,8 +66,6 @@ def answering_sentences(
     """For each part, the source sentence closest to it (cosine similarity plus IDF-weighted word
     overlap, so a rare term the part names counts even where the embedding misses it); a sentence
     chosen for an earlier part is not quoted twice."""
-    from rag.retrieval import tokenize
-
     candidates = [(n, s) for n, text in sources for s in split_sentences(text) if len(s.split()) >= 4]
     if not candidates or not parts:
         return []

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rag import chunking, citations, corpus, evidence, prompts
+from rag import chunking, citations, corpus, evidence, papers, prompts
 from rag.embedding import Embedder
 from rag.errors import InputError, RagError
 from rag.filters import Filters
@@ -19,6 +19,7 @@ from rag.generation import Generator, OnToken
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import Store
+from rag.text import cited_numbers
 from rag.types import Answer, IngestReport, Paper, PaperInfo, Source, Timings
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -127,7 +128,7 @@ class Rag:
             to_embed = []
             for pid, new in incoming.items():
                 old = existing.get(pid)
-                chash = corpus.content_hash(new.paper)
+                chash = papers.content_hash(new.paper)
                 kept = [s for s in (old.sources if old else ()) if s not in read_whole and still_there(s)]
                 all_sources = sorted(set(new.sources) | set(kept))
                 if old is None or old.content_hash != chash:
@@ -178,7 +179,7 @@ class Rag:
                 else:
                     unreachable = unreachable or not _under(src, given)  # gone from a given folder: pruned
             new = incoming[pid]
-            if unreachable and new.paper.kind != "record" and old.content_hash != corpus.content_hash(new.paper):
+            if unreachable and new.paper.kind != "record" and old.content_hash != papers.content_hash(new.paper):
                 _separate(incoming, pid)  # the stored text cannot be compared: never overwrite it
         for src, pids in wanted.items():
             try:
@@ -189,8 +190,8 @@ class Rag:
                 new = incoming.get(paper.paper_id)
                 if paper.paper_id not in pids or new is None:
                     continue
-                if corpus.can_merge(new.paper, paper):
-                    incoming[paper.paper_id] = _Incoming(corpus.merge_sources(new.paper, paper), new.file_hash, new.sources + [src])
+                if papers.can_merge(new.paper, paper):
+                    incoming[paper.paper_id] = _Incoming(papers.merge_sources(new.paper, paper), new.file_hash, new.sources + [src])
                 else:
                     _separate(incoming, paper.paper_id)
 
@@ -420,7 +421,7 @@ class Rag:
 
     def _quotes_for_echo(self, question: str, text: str, sources: list[Source]) -> list[evidence.Quote]:
         """Quotes from the paper the answer cites first, when the answer only restates the question."""
-        cited = [n for n in citations.cited_numbers(text) if 1 <= n <= len(sources)]
+        cited = [n for n in cited_numbers(text) if 1 <= n <= len(sources)]
         if not cited or not evidence.adds_nothing(text, question, [s.title for s in sources], [s.text for s in sources]):
             return []
         n = cited[0]
@@ -430,7 +431,7 @@ class Rag:
 
     def _answer_from(self, question, text, sources, checked, abstained: bool, started, timings: Timings, relevant: int) -> Answer:
         """The checked text becomes an Answer: an abstention, or citations that name given papers only."""
-        abstained = abstained or not text or (not citations.cited_numbers(text) and citations.is_abstention(text))
+        abstained = abstained or not text or (not cited_numbers(text) and citations.is_abstention(text))
         timings.total_s = time.perf_counter() - started
         answer = Answer(question, text, abstained, [], sources, self._model_name(), timings, checked=checked, relevant_papers=relevant)
         if abstained:
@@ -576,22 +577,22 @@ class _Work:
 
 
 def _add_incoming(incoming: dict[str, _Incoming], paper: Paper, fhash: str, path: str) -> None:
-    """One paper per title, unless two files hold different texts under it (see `corpus.can_merge`)."""
+    """One paper per title, unless two files hold different texts under it (see `papers.can_merge`)."""
     seen = incoming.get(paper.paper_id)
     if seen is None:
         incoming[paper.paper_id] = _Incoming(paper, fhash, [path])
     elif path in seen.sources:
         return
-    elif corpus.can_merge(seen.paper, paper):
-        incoming[paper.paper_id] = _Incoming(corpus.merge_sources(seen.paper, paper), seen.file_hash, seen.sources + [path])
+    elif papers.can_merge(seen.paper, paper):
+        incoming[paper.paper_id] = _Incoming(papers.merge_sources(seen.paper, paper), seen.file_hash, seen.sources + [path])
     else:
-        _add_incoming(incoming, corpus.distinct_id(paper), fhash, path)
+        _add_incoming(incoming, papers.distinct_id(paper), fhash, path)
 
 
 def _separate(incoming: dict[str, _Incoming], pid: str) -> None:
     """Move a paper read in this batch to its own id: the title's id belongs to another text."""
     new = incoming.pop(pid)
-    moved = corpus.distinct_id(new.paper)
+    moved = papers.distinct_id(new.paper)
     incoming[moved.paper_id] = _Incoming(moved, new.file_hash, new.sources)
 
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from rag.errors import InputError
+from rag.papers import clean_text, looks_like_author, paper_id_for
 from rag.types import Block, Paper
 
 PDF_MAGIC = b"%PDF-"
@@ -62,8 +63,6 @@ def _quiet(*loggers: str):
 
 def read_pdf(data: bytes, source: str, name: str) -> Paper:
     """Text with page numbers, title/authors/year from the metadata or else the first page."""
-    from rag.corpus import clean_text, paper_id_for
-
     if PDF_MAGIC not in data[:1024]:
         raise InputError(f"{name}: not a valid PDF (no %PDF- header)")
     try:
@@ -193,7 +192,6 @@ def _split_authors(text: str) -> list[str]:
 
 def _authors_line(line: str) -> list[str]:
     """The line under the title is taken as authors only if every part looks like a name."""
-    from rag.corpus import looks_like_author
 
     names = _split_authors(re.sub(r"[\d*†‡§]+", "", line))
     return names if names and all(looks_like_author(n) for n in names) else []
@@ -211,8 +209,6 @@ class BibResult:
 def read_bibtex(text: str, source: str, name: str) -> BibResult:
     """One paper per entry; a broken entry is reported and skipped, the others are kept."""
     import bibtexparser
-
-    from rag.corpus import clean_text, paper_id_for
 
     try:
         with _quiet("bibtexparser"), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

@@ -8,7 +8,6 @@ import io
 import json
 import math
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -19,38 +18,10 @@ import numpy as np
 from rag.chunking import lexical_text
 from rag.embedding import Embedder
 from rag.store import ChunkRecord, Store
+from rag.text import tokenize
 from rag.types import Source
 
 RRF_K = 60
-_TOKEN = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*")
-_STOPWORDS = frozenset(
-    "a about above after all also an and any are as at be been being between both but by can could did do does "
-    "doing during each few for from further had has have having he her here hers how i if in into is it its itself "
-    "just me more most my no nor not of off on once only or other our out over own same she should so some such "
-    "than that the their them then there these they this those through to too under until up very was we were what "
-    "when where which while who whom why will with would you your paper papers study studies work works use uses "
-    "used using show shows propose proposed summarize summarise summary describe explain tell collection report "
-    "reported reports say says according find found kind type".split()
-)
-
-
-def _stem(token: str) -> str:
-    if len(token) > 4 and token.endswith("ies"):
-        return token[:-3] + "y"
-    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
-        return token[:-1]
-    return token
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case words with light plural folding; 'PV-RNN' also yields 'pv' and 'rnn'."""
-    tokens: list[str] = []
-    for tok in _TOKEN.findall(text.lower()):
-        parts = [tok] + (re.split(r"[.\-]", tok) if ("-" in tok or "." in tok) and not tok.replace(".", "").isdigit() else [])
-        tokens.extend(_stem(p) for p in parts if p and p not in _STOPWORDS)
-    return tokens
-
-
 class LexicalIndex:
     """BM25 over every chunk (title, authors and text). Saved next to the store with the store's
     generation, so a process only rebuilds it when an ingest changed something.

@@ -35,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's `rag`, wherever the script is run from
 
-from rag.bench import percentile, seed_papers, synthetic_papers  # noqa: E402
+from rag.bench import seed_papers, synthetic_papers  # noqa: E402
+from rag.stats import percentile  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 
 DOCS = ROOT / "docs" / "deploy.md"

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import SEED_PAPERS, MODELS_DIR
 from rag import bench, cli, corpus
+from rag.text import normalize_title
 
 
 def test_synthetic_papers_are_deterministic_unique_and_seed_like():
@@ -17,7 +18,7 @@ def test_synthetic_papers_are_deterministic_unique_and_seed_like():
     assert len(seeds) == SEED_PAPERS
     a = bench.synthetic_papers(300, seeds)
     assert a == bench.synthetic_papers(300, seeds)  # fixed random seed
-    titles = {corpus.normalize_title(t) for t, _ in a} | {corpus.normalize_title(p.title) for p in seeds}
+    titles = {normalize_title(t) for t, _ in a} | {normalize_title(p.title) for p in seeds}
     assert len(titles) == 300 + SEED_PAPERS  # every paper is a new paper, none merges with another
     seed_sentences = " ".join(p.abstract for p in seeds)
     title, abstract = a[0]

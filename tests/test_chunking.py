@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rag import chunking, corpus
+from rag.papers import paper_id_for
+from rag.text import split_sentences
 from rag.types import Paper
 
 
@@ -14,7 +16,7 @@ def sentences(n: int, words: int = 8) -> list[str]:
 
 
 def paper(abstract: str, title: str = "A Study of Widgets") -> Paper:
-    return Paper(corpus.paper_id_for(title), title, ("Ann Author",), abstract, "/tmp/x.txt")
+    return Paper(paper_id_for(title), title, ("Ann Author",), abstract, "/tmp/x.txt")
 
 
 def test_short_text_is_one_chunk():
@@ -24,7 +26,7 @@ def test_short_text_is_one_chunk():
 
 def test_split_sentences_on_boundaries_only():
     text = "We use 3.5 GPUs. Results improve (see Table 1). 42 runs were made! Why? Because."
-    assert chunking.split_sentences(text) == [
+    assert split_sentences(text) == [
         "We use 3.5 GPUs.",
         "Results improve (see Table 1).",
         "42 runs were made!",
@@ -38,7 +40,7 @@ def test_long_text_splits_on_sentences_with_overlap(overlap):
     sents = sentences(20, words=8)  # 160 words
     chunks = chunking.chunk_text(" ".join(sents), max_words=30, overlap=overlap)
     assert len(chunks) > 3
-    split = [chunking.split_sentences(c) for c in chunks]
+    split = [split_sentences(c) for c in chunks]
     for piece in split:
         assert all(s in sents for s in piece), "a chunk cut a sentence in half"
     for a, b in zip(split, split[1:]):
@@ -52,7 +54,7 @@ def test_long_text_splits_on_sentences_with_overlap(overlap):
 def test_zero_overlap_repeats_nothing():
     sents = sentences(12, words=8)
     chunks = chunking.chunk_text(" ".join(sents), max_words=30, overlap=0)
-    flat = [s for c in chunks for s in chunking.split_sentences(c)]
+    flat = [s for c in chunks for s in split_sentences(c)]
     assert flat == sents
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from rag import citations
 from rag.citations import CitationFilter, SentenceChecker, clean
+from rag.text import cited_numbers
 from rag.types import Citation, Source
 
 
@@ -41,7 +42,7 @@ def test_valid_markers_are_kept():
 def test_out_of_range_numbers_are_dropped(raw):
     text, abstained = clean(raw, 2)
     assert not abstained
-    assert citations.cited_numbers(text) == []
+    assert cited_numbers(text) == []
     assert re.sub(r"\s+", " ", text).startswith("Fins push water")
 
 
@@ -248,7 +249,7 @@ def test_checker_names_the_paper_a_sentence_opens_with():
 def test_lines_that_set_a_paper_aside_are_dropped_not_cited():
     shown, checker, text = check("[1] optimises the propulsive thrust of a fish fin ray.\n[2] not relevant.\n[3] Not relevant to the question.")
     assert text == '"Fin Ray Control" [1] optimises the propulsive thrust of a fish fin ray.'
-    assert citations.cited_numbers(text) == [1] and len(checker.sentences) == 1
+    assert cited_numbers(text) == [1] and len(checker.sentences) == 1
 
 
 def test_a_question_mark_inside_a_quoted_title_does_not_end_the_sentence():

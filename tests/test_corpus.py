@@ -8,6 +8,7 @@ import pytest
 
 from conftest import SEED_FILES, SEED_PAPERS, SEEDS_DIR
 from rag import corpus
+from rag.papers import paper_id_for
 from rag.errors import InputError
 
 FIRST = next(f for f in SEED_FILES if f.name.startswith("000_"))  # "title / authors / abstract" records
@@ -44,7 +45,7 @@ def test_both_seed_files_parse(parsed):
         assert len(sf.file_hash) == 16
         for p in sf.papers:
             assert p.source == sf.path
-            assert p.paper_id == corpus.paper_id_for(p.title)
+            assert p.paper_id == paper_id_for(p.title)
 
 
 def test_exactly_82_distinct_papers(parsed, papers):
@@ -127,8 +128,8 @@ def test_paper_without_abstract_is_kept(papers):
 
 
 def test_paper_id_ignores_case_and_punctuation():
-    assert corpus.paper_id_for("Cyclical Curriculum Learning") == corpus.paper_id_for("cyclical curriculum-learning!")
-    assert corpus.paper_id_for("Cyclical Curriculum Learning") != corpus.paper_id_for("Cyclical Curriculum")
+    assert paper_id_for("Cyclical Curriculum Learning") == paper_id_for("cyclical curriculum-learning!")
+    assert paper_id_for("Cyclical Curriculum Learning") != paper_id_for("Cyclical Curriculum")
 
 
 # --- plain documents -----------------------------------------------------------------------

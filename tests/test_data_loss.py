@@ -13,13 +13,13 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from conftest import SEED_PAPERS, FakeEmbedder
 from rag import chunking, cli, corpus
+from rag.papers import content_hash, paper_id_for
 from rag.errors import InputError
 from rag.pipeline import Rag
 from rag.settings import PROJECT_ROOT, Settings
@@ -179,7 +179,7 @@ IMPOSTOR = f"# {TABPFN}\n\nIt was written by aliens in 1850 according to an impo
 
 
 def test_a_note_with_a_stored_papers_title_never_replaces_its_text(ingested, tmp_path):
-    pid = corpus.paper_id_for(TABPFN)
+    pid = paper_id_for(TABPFN)
     before = ingested.store.paper_texts([pid])[pid]
     note = tmp_path / "collision.md"
     note.write_text(IMPOSTOR, encoding="utf-8")
@@ -238,13 +238,13 @@ def test_a_long_paper_interrupted_between_chroma_batches_is_rewritten(fake_rag, 
     vectors = FakeEmbedder().embed([c.text for c in bad])
     with store.writer():
         with pytest.raises(Exception):
-            store.put_paper(paper, bad, vectors, corpus.content_hash(paper), "f", 0, [paper.source])
+            store.put_paper(paper, bad, vectors, content_hash(paper), "f", 0, [paper.source])
     stored = store.stored_papers()[paper.paper_id]
     assert stored.chunks >= step and stored.content_hash == ""  # written in part, not stamped
     rag = Rag(Settings.load(data_dir=store.data_dir, chunk_words=12, chunk_overlap=0), embedder=FakeEmbedder())
     report = rag.ingest([note])
     assert report.updated == 1 and report.chunks_embedded == len(chunks)
-    assert rag.store.stored_papers()[paper.paper_id].content_hash == corpus.content_hash(paper)
+    assert rag.store.stored_papers()[paper.paper_id].content_hash == content_hash(paper)
     assert rag.ingest([note]).unchanged == 1
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import FakeEmbedder
 from rag import evidence
+from rag.text import root
 
 FIN = "Asynchronous Parallel Reinforcement Learning for Optimizing Propulsive Performance in Fin Ray Control"
 FIN_TEXT = (
@@ -35,9 +36,9 @@ def test_question_parts(question, parts):
 
 
 def test_root_matches_word_forms():
-    assert evidence.root("decoupling") == evidence.root("decouples")
-    assert evidence.root("experiments") == evidence.root("experimental")
-    assert evidence.root("loss") == "loss"
+    assert root("decoupling") == root("decouples")
+    assert root("experiments") == root("experimental")
+    assert root("loss") == "loss"
 
 
 def test_an_answer_restating_the_question_adds_nothing():

@@ -11,6 +11,7 @@ from filelock import FileLock
 
 from conftest import SEED_PAPERS, FakeEmbedder
 from rag import corpus
+from rag.papers import paper_id_for
 from rag.errors import InputError, StoreError
 from rag.pipeline import Rag
 
@@ -91,7 +92,7 @@ def test_modified_abstract_reembeds_only_that_paper(ingested, seed_copy, fake_em
     assert texts and all(t.startswith(EDITED + ". ") for t in texts)
     assert report.chunks_embedded == len(texts)
     after = snapshot(ingested)
-    pid = corpus.paper_id_for(EDITED)
+    pid = paper_id_for(EDITED)
     assert after[pid][0] != before[pid][0]
     assert {k: v for k, v in after.items() if k != pid} == {k: v for k, v in before.items() if k != pid}
     # the new text is searchable at once, lexical index included
@@ -100,7 +101,7 @@ def test_modified_abstract_reembeds_only_that_paper(ingested, seed_copy, fake_em
 
 
 def test_shorter_abstract_drops_leftover_chunks(ingested, seed_copy):
-    pid = corpus.paper_id_for(EDITED)
+    pid = paper_id_for(EDITED)
     assert snapshot(ingested)[pid][1] >= 2, "pick a seed paper whose abstract needs two chunks"
     edit_abstract(seed_copy, EDITED, new_abstract="A short replacement abstract about cyclical curricula. " * 4)
     report = ingested.ingest([seed_copy])

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import FakeGenerator
 from rag import corpus, prompts
+from rag.papers import paper_id_for
 from rag.errors import InputError
 from rag.pipeline import Rag
 
@@ -50,7 +51,7 @@ def test_ask_gives_the_model_the_whole_paper(seeded_fake_llm, fake_llm):
     answer, _ = ask(seeded_fake_llm, AUG_Q)
     assert answer.sources[0].title == AUG
     abstract = next(p.abstract for f in corpus.load([seeded_fake_llm.settings.seed_dir]) for p in f.papers if p.title == AUG)
-    assert seeded_fake_llm.store.stored_papers()[corpus.paper_id_for(AUG)].chunks >= 2
+    assert seeded_fake_llm.store.stored_papers()[paper_id_for(AUG)].chunks >= 2
     assert answer.sources[0].text == abstract
     assert fake_llm.prompts[0].count("Our experiments demonstrate") == 1
 
@@ -62,7 +63,7 @@ def test_answer_streams_and_cites_the_given_source(seeded_fake_llm, fake_llm):
     assert answer.answer == f"{AUG_FACT} [1]."
     assert shown.strip() == answer.answer
     assert [(c.n, c.title) for c in answer.citations] == [(1, AUG)]
-    assert answer.citations[0].paper_id == answer.sources[0].paper_id == corpus.paper_id_for(AUG)
+    assert answer.citations[0].paper_id == answer.sources[0].paper_id == paper_id_for(AUG)
     assert answer.model == "fake-llm"
     assert answer.used_papers == 1
 
@@ -247,7 +248,7 @@ def test_answer_to_json_contract(seeded_fake_llm, fake_llm):
     assert data["question"] == AUG_Q and data["abstained"] is False and data["model"] == "fake-llm"
     assert isinstance(data["answer"], str) and data["answer"]
     assert data["citations"] and all({"n", "paper_id", "title"} <= set(c) for c in data["citations"])
-    assert {k: data["citations"][0][k] for k in ("n", "paper_id", "title", "page")} == {"n": 1, "paper_id": corpus.paper_id_for(AUG), "title": AUG, "page": None}
+    assert {k: data["citations"][0][k] for k in ("n", "paper_id", "title", "page")} == {"n": 1, "paper_id": paper_id_for(AUG), "title": AUG, "page": None}
     assert data["citations"][0]["quote"] in data["sources"][0]["text"]
     assert data["sources"]
     for n, s in enumerate(data["sources"], 1):

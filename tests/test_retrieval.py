@@ -8,7 +8,9 @@ import json
 import pytest
 
 from conftest import SEED_PAPERS, FakeEmbedder
-from rag import corpus, retrieval
+from rag import retrieval
+from rag.papers import content_hash, paper_id_for
+from rag.text import tokenize
 from rag.errors import InputError
 from rag.pipeline import Rag
 from rag.settings import Settings
@@ -103,9 +105,9 @@ def test_empty_query_is_an_input_error(seeded_real):
 
 
 def test_tokenize_folds_plurals_and_splits_hyphens():
-    assert retrieval.tokenize("The PV-RNN networks") == ["pv-rnn", "pv", "rnn", "network"]
-    assert retrieval.tokenize("studies of the papers") == []  # stopwords only
-    assert "3.5" in retrieval.tokenize("version 3.5")
+    assert tokenize("The PV-RNN networks") == ["pv-rnn", "pv", "rnn", "network"]
+    assert tokenize("studies of the papers") == []  # stopwords only
+    assert "3.5" in tokenize("version 3.5")
 
 
 # --- the BM25 index follows the store's generation ---------------------------------------
@@ -114,10 +116,10 @@ def test_tokenize_folds_plurals_and_splits_hyphens():
 def _add_paper(rag: Rag, title: str, text: str) -> None:
     """Write a paper straight into the store the way another process would, and bump the
     generation WITHOUT saving a new lexical index."""
-    paper = Paper(corpus.paper_id_for(title), title, (), text, "/elsewhere/notes.md")
+    paper = Paper(paper_id_for(title), title, (), text, "/elsewhere/notes.md")
     chunk = Chunk(f"{paper.paper_id}:0", paper.paper_id, 0, text)
     with rag.store.writer() as store:
-        store.put_paper(paper, [chunk], rag.embedder.embed([f"{title}. {text}"]), corpus.content_hash(paper), "f" * 16, 0)
+        store.put_paper(paper, [chunk], rag.embedder.embed([f"{title}. {text}"]), content_hash(paper), "f" * 16, 0)
         store.bump_generation()
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import SEED_PAPERS, FakeEmbedder
-from rag import corpus, retrieval
+from rag import retrieval
+from rag.papers import paper_id_for
 from rag.pipeline import Rag
 from rag.settings import PROJECT_ROOT, Settings
 from rag.store import Store
@@ -49,7 +50,7 @@ def test_ingest_writes_one_upsert_per_batch(fake_rag, seed_copy, monkeypatch):
 
 
 def _paper(title: str, text: str) -> Paper:
-    return Paper(corpus.paper_id_for(title), title, (), text, "/elsewhere/notes.md")
+    return Paper(paper_id_for(title), title, (), text, "/elsewhere/notes.md")
 
 
 def _chunks(paper: Paper, n: int) -> list[Chunk]:

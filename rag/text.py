@@ -1,0 +1,97 @@
+"""Plain-text helpers every layer shares, standard library only: words, sentences, citation
+markers and titles, one copy each. The BM25 index, the sentence check and the quote finder must
+agree on what a word is, or a claim the index matched would fail the check."""
+
+from __future__ import annotations
+
+import re
+
+# --- words ---------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*")
+STOPWORDS = frozenset(
+    "a about above after all also an and any are as at be been being between both but by can could did do does "
+    "doing during each few for from further had has have having he her here hers how i if in into is it its itself "
+    "just me more most my no nor not of off on once only or other our out over own same she should so some such "
+    "than that the their them then there these they this those through to too under until up very was we were what "
+    "when where which while who whom why will with would you your paper papers study studies work works use uses "
+    "used using show shows propose proposed summarize summarise summary describe explain tell collection report "
+    "reported reports say says according find found kind type".split()
+)
+_SUFFIXES = ("ations", "ation", "ings", "ing", "ments", "ment", "ally", "ies", "ed", "es", "al", "ly", "er", "s", "e")
+
+
+def fold_plural(token: str) -> str:
+    """Light plural folding, all BM25 gets: 'networks' -> 'network', 'studies' -> 'study'."""
+    if len(token) > 4 and token.endswith("ies"):
+        return token[:-3] + "y"
+    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        return token[:-1]
+    return token
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words without stop words, plurals folded; 'PV-RNN' also yields 'pv' and 'rnn'."""
+    tokens: list[str] = []
+    for tok in _WORD.findall(text.lower()):
+        parts = [tok] + (re.split(r"[.\-]", tok) if ("-" in tok or "." in tok) and not tok.replace(".", "").isdigit() else [])
+        tokens.extend(fold_plural(p) for p in parts if p and p not in STOPWORDS)
+    return tokens
+
+
+def root(word: str) -> str:
+    """A cruder stem on top of `tokenize`, enough to match 'decoupling' with 'decouples' and
+    'experiments' with 'experimental' across a question and a sentence."""
+    for _ in range(2):
+        for suffix in _SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+                word = word[: -len(suffix)]
+                break
+        else:
+            break
+    return word
+
+
+def roots(text: str) -> set[str]:
+    return {root(t) for t in tokenize(text)}
+
+
+# --- sentences -----------------------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """A paper's sentences: a full stop, '!' or '?' followed by a capital, digit or quote."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+# --- citation markers ----------------------------------------------------------------------------
+
+MARKER = re.compile(r"\[(\d+)\]")
+
+
+def without_markers(text: str, replacement: str = " ") -> str:
+    """`text` with every `[n]` marker replaced, so a claim's words are checked without them."""
+    return MARKER.sub(replacement, text)
+
+
+def cited_numbers(text: str) -> list[int]:
+    """The `[n]` numbers in the order the text first uses them."""
+    return list(dict.fromkeys(int(n) for n in MARKER.findall(text)))
+
+
+# --- titles --------------------------------------------------------------------------------------
+
+
+def normalize_title(title: str) -> str:
+    """Lower-case words and digits only: the form two spellings of one title share."""
+    return " ".join(re.findall(r"[a-z0-9]+", title.lower()))
+
+
+def without_titles(text: str, titles: list[str]) -> str:
+    """`text` with each title it names (any case) blanked out, longest first so a title that
+    contains another is removed whole."""
+    for title in sorted((t.strip() for t in titles), key=len, reverse=True):
+        text = re.sub(re.escape(title), " ", text, flags=re.I)
+    return text
