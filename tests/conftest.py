@@ -42,6 +42,15 @@ def load_script():
 
 
 PULL_HINT = "run `rag models pull` (from the project root, with the venv active) before the test suite"
+REAL_MODEL_FIXTURES = {"real_embedder", "seeded_real", "seeded_fake_llm", "default_llm", "models_dir"}
+
+
+def pytest_collection_modifyitems(items):
+    """A test that reaches the real model files through a fixture is marked `embedder`, so
+    `pytest -m "not embedder and not model"` runs the pure tests alone."""
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.embedder)
 
 
 # --- environment -----------------------------------------------------------------------------
