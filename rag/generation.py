@@ -10,9 +10,12 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from rag.errors import ModelError
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 OnToken = Callable[[str], None]
 CONNECT_TIMEOUT_S = 10.0  # a model server that does not take the connection within this is down
@@ -228,3 +231,14 @@ class RemoteGenerator:
             f"the model server at {self.shown_url} ended the answer early ({what}); it probably interrupted the request "
             "for another one: start llama-cpp-python's server with `--interrupt_requests False`"
         )
+
+
+def build_generator(settings: "Settings") -> Generator:
+    """The backend the settings name: a model server when `llm_url` is set, else the local GGUF
+    model (loaded on its first `generate`). The one place that knows the backends."""
+    if settings.llm_url:
+        return RemoteGenerator(settings.llm_url, timeout=settings.llm_timeout)
+    from rag.models import resolve_llm
+
+    name, path = resolve_llm(settings.model, settings.models_dir)
+    return LlamaCppGenerator(path, name=name, n_ctx=settings.n_ctx, threads=settings.threads)

@@ -18,7 +18,7 @@ LAYERS = [
     {"settings", "models", "filters", "papers", "readers", "chunking", "citations", "generation", "progress"},
     {"corpus", "embedding", "store", "index", "evidence", "health"},
     {"retrieval"},
-    {"ingest", "answer"},
+    {"ingest", "answer", "doctor"},
     {"pipeline"},
     {"evaluation", "chat", "bench", "__init__"},
     {"cli", "__main__"},

@@ -313,7 +313,8 @@ def test_killed_ingest_process_is_completed_by_a_rerun(data_dir, library, tmp_pa
                     return super().embed(texts)
 
             rag = Rag(Settings.load(data_dir={str(data_dir)!r}), embedder=Dying())
-            rag._embed_and_store.__func__.__defaults__ = (2,)  # tiny batches: die after the first
+            from rag import ingest
+            ingest.BATCH_CHUNKS = 2  # tiny batches: die after the first
             rag.ingest([__import__("pathlib").Path({str(library)!r})])
             """
         )

@@ -1,0 +1,248 @@
+"""Retrieved passages -> prompt -> checked `Answer`: `ask` and `summarize`.
+
+A request carries its state in one `_Run` (question, callbacks, clock, timings) and its shape in
+one `Mode` (template, k, cut-offs, token limit), so no step takes more than a handful of
+parameters and every call says what it passes. The parts (settings, retriever, store, embedder,
+generator) come from the `Rag` facade through the small `Parts` protocol; this module never
+builds them."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rag import citations, evidence, prompts
+from rag.embedding import Embedder
+from rag.errors import InputError
+from rag.generation import Generator, OnToken
+from rag.retrieval import Retriever
+from rag.settings import Settings
+from rag.store import Store
+from rag.text import cited_numbers
+from rag.types import Answer, Source, Timings
+
+CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
+MAX_QUESTION_CHARS = 2000  # a question or summary topic; sources need the rest of the context window
+
+
+class Parts(Protocol):
+    """What answering needs from the facade; each part may be built on first use."""
+
+    settings: Settings
+    store: Store
+    retriever: Retriever
+    embedder: Embedder
+    generator: Generator
+
+    def model_name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How one kind of request is answered."""
+
+    template: str  # prompts.ASK, ASK_LIST or SUMMARIZE
+    slot: str  # the template's field for the question: "question" or "topic"
+    k: int  # papers given to the model
+    threshold: float  # relevance the first paper needs; below it the answer is an abstention
+    max_tokens: int
+    secondary: float | None = None  # relevance later papers need (a list question wants every paper that fits)
+    whole_papers: bool = False  # give whole abstracts instead of the best chunk
+    quote_echo: bool = False  # quote the paper when the answer only restates the question
+
+
+@dataclass
+class _Run:
+    """One request as it goes: what was asked, where the answer streams, and its clock."""
+
+    question: str
+    on_token: OnToken | None = None
+    started: float = field(default_factory=time.perf_counter)
+    timings: Timings = field(default_factory=Timings)
+    relevant: int = 0  # papers that passed the relevance cut-off
+
+    def lap(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def require_text(value: str, what: str, max_chars: int | None = None) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise InputError(f"the {what} is empty")
+    if max_chars is not None and len(value) > max_chars:
+        # A 100 KB question overflowed the model's context window with a llama.cpp traceback.
+        raise InputError(f"the {what} is {len(value):,} characters long; the limit is {max_chars:,}")
+    return value
+
+
+def relevant(sources: list[Source], threshold: float) -> list[Source]:
+    """Sources close enough to be worth the model's time; this cut-off is what lets the tool say
+    'not covered' instead of answering from a poor match."""
+    return [s for s in sources if s.score >= threshold]
+
+
+def ask(parts: Parts, question: str, k: int | None, on_token: OnToken | None, paper_ids: set[str] | None, retrieval_query: str | None = None) -> Answer:
+    """`retrieval_query`, when given, is what retrieval searches for instead of the question
+    (`rag chat` folds the conversation into it); the model still sees the question as asked."""
+    s = parts.settings
+    if asks_for_list(question):
+        mode = Mode(prompts.ASK_LIST, "question", k or s.list_k, s.min_relevance, s.max_tokens * 2, secondary=s.list_min_relevance)
+    else:
+        mode = Mode(prompts.ASK, "question", k or s.k, s.min_relevance, s.max_tokens, whole_papers=True, quote_echo=True)
+    run = _Run(question, on_token)
+    candidates = parts.retriever.search(retrieval_query or question, max(mode.k * 3, 10), paper_ids=paper_ids)
+    passing = relevant(candidates, mode.threshold)
+    sources = passing[:1]
+    if sources:
+        later = mode.threshold if mode.secondary is None else mode.secondary
+        sources += relevant(candidates[1:], later)[: mode.k - 1]
+    run.timings.retrieve_s = run.lap()
+    run.relevant = max(len(passing), len(sources))
+    return _respond(parts, run, mode, sources)
+
+
+def summarize(parts: Parts, topic: str, k: int | None, on_token: OnToken | None, paper_ids: set[str] | None) -> Answer:
+    """A cited synthesis. When more papers pass the cut-off than fit one prompt, each group of
+    `k` is summarised first and the group summaries are combined (map-reduce)."""
+    s = parts.settings
+    k = k or s.summary_k
+    run = _Run(topic, on_token)
+    candidates = parts.retriever.search(topic, max(s.summary_max_papers, k), paper_ids=paper_ids)
+    chosen = relevant(candidates, s.summary_min_relevance)
+    if chosen:
+        chosen = relevant(chosen, max(r.score for r in chosen) * s.summary_relative)
+    run.relevant = len(chosen)
+    run.timings.retrieve_s = run.lap()
+    if len(chosen) <= k:
+        return _respond(parts, run, Mode(prompts.SUMMARIZE, "topic", k, s.summary_min_relevance, s.summary_max_tokens), chosen)
+    sources = fit_budget(chosen, s.context_tokens * len(chosen) // k)
+    checked, notes = [], []
+    for first in range(0, len(sources), k):
+        group = "\n\n".join(prompts.format_source(n, src.title, src.authors, src.text) for n, src in enumerate(sources[first : first + k], first + 1))
+        user = prompts.SUMMARIZE_GROUP.format(topic=topic, sources=group)
+        checker, _ = _checked_generation(parts, run, user, sources, s.summary_max_tokens, _spaced(on_token) if notes else on_token)
+        checked += checker.sentences
+        if checker.text:
+            notes.append(checker.text)
+    if not notes:
+        return _answer_from(parts, run, "", sources, checked, abstained=True)
+    user = prompts.COMBINE.format(topic=topic, notes="\n".join(notes))
+    checker, _ = _checked_generation(parts, run, user, sources, s.combine_max_tokens, _spaced(on_token))
+    text = " ".join(notes + ([checker.text] if checker.text else []))
+    return _answer_from(parts, run, text, sources, checked + checker.sentences, abstained=False)
+
+
+def _respond(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answer:
+    """One prompt over the chosen papers, or the abstention when none was chosen."""
+    if not sources:
+        run.timings.total_s = run.lap()
+        return Answer(run.question, prompts.ABSTAIN_MESSAGE, True, [], [], parts.model_name(), run.timings)
+    if mode.whole_papers:
+        sources = _with_full_text(parts.store, sources)
+    sources = fit_budget(sources, parts.settings.context_tokens)
+    body = "\n\n".join(prompts.format_source(n, s.title, s.authors, s.text) for n, s in enumerate(sources, 1))
+    user = mode.template.format(**{mode.slot: run.question, "sources": body})
+    checker, markers = _checked_generation(parts, run, user, sources, mode.max_tokens, run.on_token)
+    text, checked = checker.text, list(checker.sentences)
+    if mode.quote_echo and not markers.abstained:
+        quotes = _quotes_for_echo(parts, run.question, text, sources)
+        if quotes:
+            added = evidence.quoted(quotes)
+            checked += [citations.CheckedSentence(f'"{q.sentence}" [{q.n}]', (q.n,), 1.0, True, q.sentence) for q in quotes]
+            text = f"{text} {added}"
+            if run.on_token:
+                run.on_token(" " + added)
+    return _answer_from(parts, run, text, sources, checked, markers.abstained)
+
+
+def _checked_generation(parts: Parts, run: _Run, user: str, sources: list[Source], max_tokens: int, on_token: OnToken | None):
+    """Run the model with invalid markers stripped and every sentence checked as it streams;
+    the call's tokens and times are added to the run's timings."""
+    markers = citations.CitationFilter(len(sources))
+    checker = citations.SentenceChecker(sources, parts.settings.min_support, run.question)
+
+    def forward(token: str) -> None:
+        shown = checker.feed(markers.feed(token))
+        if shown and on_token:
+            on_token(shown)
+
+    gen = parts.generator.generate(prompts.messages(user), max_tokens, forward)
+    tail = checker.feed(markers.flush()) + checker.flush(truncated=gen.truncated)
+    if tail and on_token:
+        on_token(tail)
+    run.timings.add(gen, run.lap())
+    return checker, markers
+
+
+def _quotes_for_echo(parts: Parts, question: str, text: str, sources: list[Source]) -> list[evidence.Quote]:
+    """Quotes from the paper the answer cites first, when the answer only restates the question."""
+    cited = [n for n in cited_numbers(text) if 1 <= n <= len(sources)]
+    if not cited or not evidence.adds_nothing(text, question, [s.title for s in sources], [s.text for s in sources]):
+        return []
+    n = cited[0]
+    return evidence.answering_sentences(evidence.question_parts(question), [(n, sources[n - 1].text)], parts.embedder, parts.retriever.lexical.idf)
+
+
+def _answer_from(parts: Parts, run: _Run, text: str, sources: list[Source], checked: list, abstained: bool) -> Answer:
+    """The checked text becomes an Answer: an abstention, or citations that name given papers only."""
+    abstained = abstained or not text or (not cited_numbers(text) and citations.is_abstention(text))
+    run.timings.total_s = run.lap()
+    answer = Answer(run.question, text, abstained, [], sources, parts.model_name(), run.timings, checked=checked, relevant_papers=run.relevant)
+    if abstained:
+        answer.answer = prompts.ABSTAIN_MESSAGE
+        return answer
+    answer.citations = [dataclasses.replace(c, page=sources[c.n - 1].page) for c in citations.citations_for(text, sources)]
+    answer.used_papers = len(answer.citations)
+    return answer
+
+
+def _with_full_text(store: Store, sources: list[Source]) -> list[Source]:
+    """Whole abstracts; a full-text paper (it has pages) keeps its best chunk instead, since the
+    budget cut would keep only its first pages, which are rarely the ones that answer."""
+    texts = store.paper_texts([s.paper_id for s in sources if s.page is None])
+    return [s if s.page is not None else dataclasses.replace(s, text=texts.get(s.paper_id, s.text)) for s in sources]
+
+
+_LIST_QUESTION = re.compile(
+    r"\b(?:which|what|list|name)\s+(?:\w+\s+)?(?:papers|studies|works|articles|methods|approaches)\b|\bpapers\s+(?:that|which)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_list(question: str) -> bool:
+    """'Which papers ...' asks for every matching paper; the answer is shaped differently."""
+    return bool(_LIST_QUESTION.search(question))
+
+
+def _spaced(on_token: OnToken | None) -> OnToken | None:
+    """Stream a later part of an answer: a space before its first piece joins it to the earlier part."""
+    if on_token is None:
+        return None
+    first = True
+
+    def forward(piece: str) -> None:
+        nonlocal first
+        on_token((" " if first else "") + piece)
+        first = False
+
+    return forward
+
+
+def fit_budget(sources: list[Source], budget_tokens: int) -> list[Source]:
+    """Share the context budget evenly; a source over its share is cut at a sentence boundary. The
+    text is the one the model sees (`prompts.data_only`), so the sentence check cannot count an
+    instruction planted in a paper as support."""
+    share = max(budget_tokens // max(len(sources), 1), 60) * CHARS_PER_TOKEN
+    fitted = []
+    for s in sources:
+        s = dataclasses.replace(s, text=prompts.data_only(s.text))
+        if len(s.text) <= share:
+            fitted.append(s)
+            continue
+        cut = s.text[:share]
+        end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
+        fitted.append(dataclasses.replace(s, text=cut[: end + 1] if end > share // 2 else cut.rsplit(" ", 1)[0] + " …"))
+    return fitted
