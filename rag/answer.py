@@ -22,7 +22,7 @@ from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import Store
 from rag.text import cited_numbers
-from rag.types import Answer, Source, Timings
+from rag.types import Answer, CheckedSentence, Source, Timings
 
 CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
 MAX_QUESTION_CHARS = 2000  # a question or summary topic; sources need the rest of the context window
@@ -151,7 +151,7 @@ def _respond(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answ
         quotes = _quotes_for_echo(parts, run.question, text, sources)
         if quotes:
             added = evidence.quoted(quotes)
-            checked += [citations.CheckedSentence(f'"{q.sentence}" [{q.n}]', (q.n,), 1.0, True, q.sentence) for q in quotes]
+            checked += [CheckedSentence(f'"{q.sentence}" [{q.n}]', (q.n,), 1.0, True, q.sentence) for q in quotes]
             text = f"{text} {added}"
             if run.on_token:
                 run.on_token(" " + added)

@@ -4,7 +4,6 @@ source the model was given are removed while the answer streams, and numbers bec
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from rag.prompts import ABSTAIN_MARKER
 from rag.text import (
@@ -14,7 +13,7 @@ from rag.text import (
     without_markers,
     without_titles,
 )
-from rag.types import Citation, Source
+from rag.types import CheckedSentence, Citation, Source
 
 _MARKER = re.compile(r"^\[\s*(?:(?:sources?|papers?|refs?)\s*)?(\d+(?:\s*(?:,|;|and|-|–)\s*(?:(?:sources?|papers?)\s*)?\d+)*)\s*\]$", re.I)
 _NUMBERS = re.compile(r"\d+")
@@ -174,15 +173,6 @@ def numbers_found(sentence: str, source_text: str) -> bool:
     wanted = [n.rstrip("%").replace(",", "") for n in _NUMBER.findall(plain)]
     have = source_text.replace(",", "")
     return all(n in have for n in wanted if len(n) > 1 or "." in n)
-
-
-@dataclass(frozen=True)
-class CheckedSentence:
-    text: str
-    citations: tuple[int, ...]
-    support: float
-    supported: bool
-    quote: str = ""  # the sentence of the first cited paper that best supports this one
 
 
 class SentenceChecker:

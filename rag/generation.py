@@ -8,27 +8,17 @@ import contextlib
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from rag.errors import ModelError
+from rag.types import Generation
 
 if TYPE_CHECKING:
     from rag.settings import Settings
 
 OnToken = Callable[[str], None]
 CONNECT_TIMEOUT_S = 10.0  # a model server that does not take the connection within this is down
-
-
-@dataclass
-class Generation:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    first_token_s: float
-    total_s: float
-    truncated: bool = False  # stopped by max_tokens, so the last sentence may be cut off
 
 
 class Generator(Protocol):

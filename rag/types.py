@@ -70,6 +70,29 @@ class Citation:
 
 
 @dataclass
+class Generation:
+    """One model call, as every backend reports it."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    first_token_s: float
+    total_s: float
+    truncated: bool = False  # stopped by max_tokens, so the last sentence may be cut off
+
+
+@dataclass(frozen=True)
+class CheckedSentence:
+    """A sentence the model wrote and what the check found; the held-back ones stay in the JSON."""
+
+    text: str
+    citations: tuple[int, ...]
+    support: float
+    supported: bool
+    quote: str = ""  # the sentence of the first cited paper that best supports this one
+
+
+@dataclass
 class Timings:
     retrieve_s: float = 0.0
     first_token_s: float = 0.0
@@ -77,9 +100,9 @@ class Timings:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
-    def add(self, gen, elapsed_s: float) -> None:
-        """Count one model call (`gen`, a generation.Generation) that ended `elapsed_s` after the
-        question came in; the first call sets the time to first token."""
+    def add(self, gen: Generation, elapsed_s: float) -> None:
+        """Count one model call that ended `elapsed_s` after the question came in; the first call
+        sets the time to first token."""
         if not self.first_token_s:
             self.first_token_s = elapsed_s - (gen.total_s - gen.first_token_s)
         self.prompt_tokens += gen.prompt_tokens
@@ -99,7 +122,7 @@ class Answer:
     timings: Timings = field(default_factory=Timings)
     used_papers: int = 0  # how many of the given papers the answer cites
     relevant_papers: int = 0  # how many papers passed the relevance cut-off (summaries may not fit them all)
-    checked: list = field(default_factory=list)  # citations.CheckedSentence for every sentence the model wrote
+    checked: list[CheckedSentence] = field(default_factory=list)  # every sentence the model wrote, shown or not
 
     def to_json(self) -> dict:
         return {

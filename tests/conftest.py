@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 from rag import models
-from rag.generation import Generation
 from rag.pipeline import Rag
 from rag.settings import PROJECT_ROOT, Settings
+from rag.types import Generation
 
 SEEDS_DIR = PROJECT_ROOT / "seeds"
 SEED_FILES = sorted(SEEDS_DIR.glob("*.txt"))
