@@ -55,6 +55,10 @@ class Source:
     coverage: float = 0.0  # IDF-weighted share of the query's terms found in the paper
     page: int | None = None  # page of the best chunk, when the paper has pages
 
+    def to_json(self, rank: int) -> dict:
+        """One result of `rag search --json`."""
+        return {"rank": rank, "paper_id": self.paper_id, "title": self.title, "score": round(self.score, 6), "text": self.text, "page": self.page}
+
 
 @dataclass(frozen=True)
 class Citation:
@@ -184,3 +188,10 @@ class PaperInfo:
     year: int | None = None
     sources: tuple[str, ...] = ()  # every file the paper was read from (a PDF and a BibTeX entry, say)
     venue: str = ""
+
+    def to_json(self) -> dict:
+        """One paper of `rag papers --json` (and of `rag remove --json`)."""
+        return {
+            "paper_id": self.paper_id, "title": self.title, "authors": list(self.authors), "year": self.year, "venue": self.venue,
+            "source": self.source, "sources": list(self.sources), "chunks": self.chunks,
+        }
