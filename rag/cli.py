@@ -412,11 +412,11 @@ def bench(
         _fail("--sizes needs at least one size of 1 or more")
     with _errors():
         settings = Settings.load(model=model)
-        report = bench_lib.run(
-            wanted, out, settings, use_llm=not no_llm, questions=questions, cold_reps=cold_reps,
-            warm_reps=warm_reps, work_dir=work_dir, command=f"rag bench --sizes {sizes}{' --no-llm' if no_llm else f' --questions {questions}'}",
-            log=lambda m: typer.echo(m, err=True),
+        plan = bench_lib.BenchPlan(
+            wanted, use_llm=not no_llm, questions=questions, cold_reps=cold_reps, warm_reps=warm_reps, work_dir=work_dir,
+            command=f"rag bench --sizes {sizes}{' --no-llm' if no_llm else f' --questions {questions}'}",
         )
+        report = bench_lib.run(plan, out, settings, log=lambda m: typer.echo(m, err=True))
     for target, measured, verdict in bench_lib.targets(report):
         typer.echo(f"{verdict:13} {target}: {measured}")
     typer.echo(f"wrote {out / 'benchmarks.md'}")

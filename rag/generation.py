@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 OnToken = Callable[[str], None]
 CONNECT_TIMEOUT_S = 10.0  # a model server that does not take the connection within this is down
+# Greedy decoding, so the same question gets the same answer (and `rag eval` numbers repeat);
+# the light repeat penalty stops the small models looping on a phrase. A server gets temperature only.
+SAMPLING = {"temperature": 0.0, "top_k": 1, "repeat_penalty": 1.05}
 
 
 class Generator(Protocol):
@@ -104,10 +107,8 @@ class LlamaCppGenerator:
             stream = llm.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens,
-                temperature=0.0,
-                top_k=1,
-                repeat_penalty=1.05,
                 stream=True,
+                **SAMPLING,
             )
             for chunk in stream:
                 finish = chunk["choices"][0].get("finish_reason") or finish
@@ -154,7 +155,7 @@ class RemoteGenerator:
             "model": self.model,
             "messages": messages,
             "max_tokens": max_tokens,
-            "temperature": 0.0,
+            "temperature": SAMPLING["temperature"],
             "stream": True,
             "stream_options": {"include_usage": True},
         }

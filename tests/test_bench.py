@@ -34,7 +34,7 @@ def test_build_corpus_sizes(tmp_path):
 
 
 def _report() -> bench.BenchReport:
-    report = bench.BenchReport("2026-01-01 00:00 UTC", {"cpu": "test", "cores": 2}, "rag bench")
+    report = bench.BenchReport("2026-01-01 00:00 UTC", {"cpu": "test", "cores": 2, "load_at_start": "1.50 1.00 0.90"}, "rag bench")
     s = bench.SizeResult(82, papers=82, chunks=158, ingest_s=2.0, papers_per_s=41, chunks_per_s=79, reingest_s=0.3)
     s.cold_search_s, s.warm_search_ms = [0.8, 0.9, 1.2], [10, 12, 60]
     report.sizes.append(s)
@@ -52,7 +52,10 @@ def test_targets_and_render():
     assert verdicts["`ask` total <= 1.10 x the model's own prompt+generation time"] == "met"
     assert verdicts[">= 2x faster end to end than the naive pipeline"] == "met"
     text = bench.render(report)
-    assert "| 82 | 158 |" in text and "noisy" in text and "python scripts/bench.py" in text
+    assert "| 82 | 158 |" in text and "python scripts/bench.py" in text
+    assert "noisy" in text and "1.50 on 2 cores" in text  # what the machine said, not a fixed sentence
+    report.machine.update(cores=16, load_at_start="0.40 0.30 0.20", load_at_end="0.50 0.40 0.30")
+    assert "noisy" not in bench.render(report) and "at most 0.50 on 16 cores" in bench.render(report)
     assert json.loads(json.dumps(report.to_json()))["sizes"][0]["warm_p95_ms"] > 12
 
 
@@ -82,11 +85,11 @@ def test_bench_rejects_bad_sizes():
 
 def test_rewrite_keeps_the_hand_written_analysis(tmp_path):
     report = _report()
-    bench._write(report, tmp_path)
+    bench.write(report, tmp_path)
     md = tmp_path / "benchmarks.md"
     md.write_text(md.read_text() + "\n" + bench.NOTES_MARKER + "\n\n## Analysis\n\nkept words\n")
     report.sizes[0].papers_per_s = 123.0
-    bench._write(report, tmp_path)
+    bench.write(report, tmp_path)
     text = md.read_text()
     assert "123.0" in text and text.count("kept words") == 1 and text.count(bench.NOTES_MARKER) == 1
 

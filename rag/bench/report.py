@@ -1,112 +1,17 @@
-"""Benchmarks for `rag bench` / scripts/bench.py: ingest, search and ask, measured in one run.
-
-Ingest and cold search run as subprocesses (`python -m rag ...`), exactly as a user runs them, so
-the numbers include process start-up; peak memory is the ingest process's own max RSS (from
-`os.wait4`, stdlib only). Warm search and `ask` run in this process, with everything loaded.
-
-Corpora: size 82 is `seeds/` as shipped. Other sizes are the seed papers plus synthetic ones, each
-a Markdown file whose title mixes two seed titles and whose abstract is a shuffle of sentences from
-two seed abstracts (as many sentences as a seed abstract has), drawn with a fixed random seed, so
-every run and every machine indexes the same text.
-"""
+"""A benchmark run's results, its JSON, and docs/benchmarks.md (tables, targets, the plot)."""
 
 from __future__ import annotations
 
-import gc
 import json
-import os
-import platform
-import random
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from rag.settings import PROJECT_ROOT, Settings
+from rag.bench.corpus import SEED_PAPERS
+from rag.errors import InputError
 from rag.stats import percentile
 
-SEED_PAPERS = 82
-SEARCH_QUERIES = [
-    "graph neural networks for recommendation",
-    "regret bounds for control of unknown systems",
-    "data-efficient augmentation for training neural networks",
-    "tabular classification with transformers",
-    "multi-agent reinforcement learning collusion",
-    "memory-based dynamic graph neural networks",
-    "self-supervised learning on graphs",
-    "language model reward modelling",
-]
-# Questions on the seeds (each has a paper that answers it).
-QUESTIONS = [
-    "What does TabPFN do, and how fast is it?",
-    "What speedups does the data-efficient augmentation method achieve on CIFAR10?",
-    "Can Q-learners learn to collude in the iterated prisoner's dilemma?",
-    "How are sheaf neural networks used for recommender systems?",
-]
-NAIVE_PROMPT = "Answer the question using the context.\n\nContext:\n{context}\n\nQuestion: {question}\nAnswer:"
-
-Log = Callable[[str], None]
 NOTES_MARKER = "<!-- analysis below is written by hand; `rag bench` keeps it when it rewrites the tables above -->"
-
-
-# --- synthetic corpus ---------------------------------------------------------------------------
-
-
-def seed_papers(seed_dir: Path | None = None):
-    from rag import corpus
-
-    files = corpus.load([seed_dir or PROJECT_ROOT / "seeds"])
-    return [p for f in files for p in f.papers]
-
-
-def synthetic_papers(n: int, seeds, rng_seed: int = 4) -> list[tuple[str, str]]:
-    """`n` (title, abstract) pairs built from the seed papers' titles and sentences."""
-    from rag.text import normalize_title, split_sentences
-
-    rng = random.Random(rng_seed)
-    with_text = [p for p in seeds if p.abstract]
-    sentences = [split_sentences(p.abstract) for p in with_text]
-    taken = {normalize_title(p.title) for p in seeds}
-    out: list[tuple[str, str]] = []
-    while len(out) < n:
-        a, b = rng.sample(range(len(with_text)), 2)
-        wa, wb = with_text[a].title.split(), with_text[b].title.split()
-        title = " ".join(wa[: max(1, len(wa) // 2)] + wb[len(wb) // 2 :])
-        if normalize_title(title) in taken:
-            title = f"{title} {rng.choice(['Revisited', 'at Scale', 'in Practice', 'Made Simple', 'for Everyone'])}"
-        if normalize_title(title) in taken:
-            continue
-        taken.add(normalize_title(title))
-        want = len(sentences[a])
-        pool = sentences[a] + sentences[b]
-        body = rng.sample(pool, min(want, len(pool)))
-        out.append((title, " ".join(body)))
-    return out
-
-
-def build_corpus(size: int, folder: Path, seed_dir: Path | None = None) -> Path:
-    """A folder to ingest holding `size` papers: the seed listings plus synthetic Markdown papers
-    (below 82, the first `size` seed papers as Markdown)."""
-    seed_dir = seed_dir or PROJECT_ROOT / "seeds"
-    folder.mkdir(parents=True, exist_ok=True)
-    seeds = seed_papers(seed_dir)
-    if size < len(seeds):
-        for i, p in enumerate(seeds[:size]):
-            (folder / f"seed_{i:03d}.md").write_text(f"# {p.title}\n\n{p.abstract}\n")
-        return folder
-    for f in sorted(seed_dir.glob("*.txt")):
-        shutil.copy(f, folder / f.name)
-    for i, (title, abstract) in enumerate(synthetic_papers(size - len(seeds), seeds)):
-        (folder / f"syn_{i:05d}.md").write_text(f"# {title}\n\n{abstract}\n")
-    return folder
-
-
-# --- results ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -214,8 +119,6 @@ def load_report(data: dict) -> BenchReport:
 
 def _read_report(path: Path) -> BenchReport:
     """A saved benchmarks.json; anything else is one error naming the file."""
-    from rag.errors import InputError
-
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -247,260 +150,11 @@ def combine(files: list[Path], out_dir: Path) -> BenchReport:
     for size, (_, r) in sorted(by_size.items()):
         if r is not reports[0]:
             merged.notes.append(f"Size {size:,} comes from `{r.command}`, run {r.started}.")
-    _write(merged, out_dir)
+    write(merged, out_dir)
     return merged
 
 
-def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
-        mem = f"{kb / 1024 / 1024:.0f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory": mem,
-        "python": platform.python_version(),
-        "os": platform.platform(terse=True),
-        "load_at_start": _loadavg(),
-    }
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
-
-
-# --- subprocess runs ----------------------------------------------------------------------------
-
-
-def _rag_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "rag", *args]
-
-
-def _env(data_dir: Path, models_dir: Path) -> dict:
-    env = dict(os.environ)
-    env["RAG_DATA_DIR"] = str(data_dir)
-    env["RAG_MODELS_DIR"] = str(models_dir)
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
-
-
-def run_measured(cmd: list[str], env: dict, cpu: list[float] | None = None) -> tuple[str, float, float]:
-    """(stdout, wall seconds, peak RSS in MiB) of one child process, from start to exit; its CPU
-    seconds (user + system) are appended to `cpu` when given."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=str(PROJECT_ROOT))
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[2:])} failed ({proc.returncode}): {stderr.strip()[-500:]}")
-    if cpu is not None:
-        cpu.append(usage.ru_utime + usage.ru_stime)
-    rss_mb = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 1024 / 1024
-    return stdout, wall, rss_mb
-
-
-# --- measurements -------------------------------------------------------------------------------
-
-
-def bench_size(size: int, work: Path, settings: Settings, cold_reps: int, warm_reps: int, log: Log) -> tuple[SizeResult, Path]:
-    result = SizeResult(size)
-    if size == SEED_PAPERS:
-        corpus_dir = settings.seed_dir
-    else:
-        log(f"[{size}] writing the corpus")
-        corpus_dir = build_corpus(size, work / f"corpus-{size}", settings.seed_dir)
-    data = work / f"data-{size}"
-    env = _env(data, settings.models_dir)
-    log(f"[{size}] ingest")
-    cpu: list[float] = []
-    out, wall, rss = run_measured(_rag_cmd("ingest", str(corpus_dir), "--json"), env, cpu)
-    result.ingest_cpu_s = cpu[-1]
-    report = json.loads(out)
-    result.papers, result.chunks = report["papers"], report["chunks_embedded"]
-    result.ingest_s, result.ingest_wall_s, result.peak_rss_mb = report["seconds"], wall, rss
-    result.papers_per_s = result.papers / report["seconds"]
-    result.chunks_per_s = result.chunks / report["seconds"]
-    log(f"[{size}] {result.papers} papers, {result.chunks} chunks in {report['seconds']:.1f}s ({result.papers_per_s:.1f} papers/s), peak {rss:.0f} MiB")
-    out, wall, _ = run_measured(_rag_cmd("ingest", str(corpus_dir), "--json"), env, cpu)
-    result.reingest_cpu_s = cpu[-1]
-    again = json.loads(out)
-    assert again["chunks_embedded"] == 0, again
-    result.reingest_s, result.reingest_wall_s = again["seconds"], wall
-    log(f"[{size}] re-ingest unchanged {again['seconds']:.2f}s (process {wall:.2f}s)")
-    for i in range(cold_reps):
-        _, wall, _ = run_measured(_rag_cmd("search", SEARCH_QUERIES[i % len(SEARCH_QUERIES)], "-k", "5"), env, result.cold_search_cpu_s)
-        result.cold_search_s.append(wall)
-    log(f"[{size}] cold search median {result.cold_median_s:.2f}s over {cold_reps} (CPU {statistics.median(result.cold_search_cpu_s):.2f}s)")
-
-    from rag.pipeline import Rag
-    from rag.retrieval import LexicalIndex
-
-    rag = Rag(Settings.load(data_dir=data, models_dir=settings.models_dir))
-    gen = rag.store.generation()
-    for _ in range(3):
-        t = time.perf_counter()
-        LexicalIndex.load(data / "lexical", gen)
-        result.lexical_load_s = min(result.lexical_load_s or 1e9, time.perf_counter() - t)
-    rag.search(SEARCH_QUERIES[0], k=5)  # warm-up: embedder, store, BM25 index
-    for _ in range(warm_reps):
-        for q in SEARCH_QUERIES:
-            t = time.perf_counter()
-            rag.search(q, k=5)
-            result.warm_search_ms.append((time.perf_counter() - t) * 1000)
-    log(f"[{size}] warm search p50 {result.warm_p50_ms:.1f} ms, p95 {result.warm_p95_ms:.1f} ms; BM25 index load {result.lexical_load_s * 1000:.0f} ms")
-    del rag
-    gc.collect()
-    return result, data
-
-
-class _Recording:
-    """Wraps a generator to keep the messages it was sent (to replay them to the bare model)."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.name = inner.name
-        self.messages: list[dict] | None = None
-
-    def generate(self, messages, max_tokens, on_token=None):
-        self.messages = messages
-        return self.inner.generate(messages, max_tokens, on_token)
-
-
-def _raw_generate(llm, messages: list[dict], max_tokens: int) -> tuple[float, float, int, int]:
-    """llama.cpp alone, with the same sampling as LlamaCppGenerator: (prompt s, total s, prompt tokens, completion tokens)."""
-    start = time.perf_counter()
-    first = 0.0
-    n = 0
-    for chunk in llm.create_chat_completion(
-        messages=messages, max_tokens=max_tokens, temperature=0.0, top_k=1, repeat_penalty=1.05, stream=True
-    ):
-        if chunk["choices"][0].get("delta", {}).get("content"):
-            n += 1
-            if n == 1:
-                first = time.perf_counter() - start
-    total = time.perf_counter() - start
-    return first or total, total, max(llm.n_tokens - n, 0), n
-
-
-def bench_ask(data: Path, settings: Settings, questions: list[str], log: Log) -> tuple[list[AskResult], str, float]:
-    from rag import prompts
-    from rag.generation import LlamaCppGenerator
-    from rag.models import resolve_llm
-    from rag.pipeline import Rag
-
-    s = Settings.load(data_dir=data, models_dir=settings.models_dir, model=settings.model)
-    name, path = resolve_llm(s.model, s.models_dir)
-    t = time.perf_counter()
-    gen = LlamaCppGenerator(path, name=name, n_ctx=s.n_ctx, threads=s.threads)
-    gen.load()
-    load_s = time.perf_counter() - t
-    log(f"[ask] {name} loaded in {load_s:.1f}s")
-    recorder = _Recording(gen)
-    rag = Rag(s, generator=recorder)
-    rag.search(questions[0])  # warm retrieval, as in a session: the model is what is measured
-    results = []
-    for q in questions:
-        r = AskResult(q)
-        shown: list[float] = []
-        t, c = time.perf_counter(), time.process_time()
-        answer = rag.ask(q, on_token=lambda _text: shown or shown.append(time.perf_counter() - t))
-        r.total_s, r.total_cpu_s = time.perf_counter() - t, time.process_time() - c
-        r.abstained = answer.abstained
-        r.first_token_s = answer.timings.first_token_s
-        r.first_text_s = shown[0] if shown else r.total_s
-        r.prompt_tokens, r.completion_tokens = answer.timings.prompt_tokens, answer.timings.completion_tokens
-        log(f"[ask] pipeline {r.total_s:.1f}s (first token {r.first_token_s:.1f}s, {r.prompt_tokens}+{r.completion_tokens} tokens): {q}")
-        if recorder.messages is not None and answer.timings.completion_tokens:
-            llm = gen.load()
-            llm.reset()  # no prefix reuse: the model's own full cost for this prompt
-            c = time.process_time()
-            r.raw_prompt_s, r.raw_total_s, r.raw_prompt_tokens, r.raw_completion_tokens = _raw_generate(
-                llm, recorder.messages, s.max_tokens
-            )
-            r.raw_cpu_s = time.process_time() - c
-            log(f"[ask] model alone {r.raw_total_s:.1f}s (prompt {r.raw_prompt_s:.1f}s), CPU {r.raw_cpu_s:.1f}s vs pipeline CPU {r.total_cpu_s:.1f}s")
-        recorder.messages = None
-        # The naive pipeline: reload the model, top-5 chunks by embedding, stuffed into one prompt.
-        t, c = time.perf_counter(), time.process_time()
-        naive = LlamaCppGenerator(path, name=name, n_ctx=s.n_ctx, threads=s.threads)
-        hits = rag.store.query(rag.embedder.embed([q])[0], 5)
-        context = "\n\n".join(f"{h.record.title}: {h.record.text}" for h in hits)
-        out = naive.generate(prompts.messages(NAIVE_PROMPT.format(context=context, question=q)), s.max_tokens)
-        r.naive_total_s, r.naive_cpu_s = time.perf_counter() - t, time.process_time() - c
-        r.naive_prompt_tokens, r.naive_completion_tokens = out.prompt_tokens, out.completion_tokens
-        del naive
-        gc.collect()
-        log(f"[ask] naive {r.naive_total_s:.1f}s, CPU {r.naive_cpu_s:.1f}s ({r.naive_prompt_tokens}+{r.naive_completion_tokens} tokens)")
-        results.append(r)
-    return results, name, load_s
-
-
-def run(
-    sizes: list[int],
-    out_dir: Path,
-    settings: Settings,
-    use_llm: bool = True,
-    questions: int = 3,
-    cold_reps: int = 5,
-    warm_reps: int = 3,
-    work_dir: Path | None = None,
-    command: str = "",
-    log: Log = lambda _m: None,
-) -> BenchReport:
-    """Measure everything, write `benchmarks.md`, `benchmarks.json` and `bench_latency.png` to `out_dir`."""
-    report = BenchReport(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine_info(), command)
-    own_tmp = work_dir is None
-    work = Path(tempfile.mkdtemp(prefix="rag-bench-")) if own_tmp else Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        def ask_part(seeds_data: Path | None) -> None:
-            if seeds_data is None:
-                seeds_data = work / "data-seeds"
-                run_measured(_rag_cmd("ingest", str(settings.seed_dir), "--json"), _env(seeds_data, settings.models_dir))
-            report.asks, report.model, report.model_load_s = bench_ask(seeds_data, settings, QUESTIONS[:questions], log)
-
-        # The model part runs right after the seeds, so a long run stopped during a big ingest
-        # still has it; results are written after every step for the same reason.
-        for size in sorted(set(sizes)):
-            result, data = bench_size(size, work, settings, cold_reps, warm_reps, log)
-            report.sizes.append(result)
-            _write(report, out_dir)
-            if use_llm and size == SEED_PAPERS:
-                ask_part(data)
-                _write(report, out_dir)
-        if use_llm and SEED_PAPERS not in sizes:
-            ask_part(None)
-        report.machine["load_at_end"] = _loadavg()
-        _write(report, out_dir)
-    finally:
-        if own_tmp:
-            shutil.rmtree(work, ignore_errors=True)
-    return report
-
-
-# --- output -------------------------------------------------------------------------------------
-
-
-def _write(report: BenchReport, out_dir: Path) -> None:
+def write(report: BenchReport, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "benchmarks.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
     plotted = plot(report, out_dir / "bench_latency.png")
@@ -593,18 +247,33 @@ def targets(report: BenchReport) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _noise_note(machine: dict) -> str:
+    """What the load averages say about these numbers, from this run's machine."""
+    cores = machine.get("cores") or 1
+    loads = [float(x) for x in str(machine.get("load_at_start", "")).split()[:1] + str(machine.get("load_at_end", "")).split()[:1] if x.replace(".", "", 1).isdigit()]
+    busy = max(loads, default=0.0)
+    if busy >= 0.5 * cores:
+        return (
+            f"**These numbers are noisy.** The load average reached {busy:.2f} on {cores} cores during the run, so "
+            "other work shared the machine and a repeat can differ by tens of percent; compare ratios measured "
+            "in the same run rather than absolute times across runs."
+        )
+    return (
+        f"The machine was otherwise quiet (load average at most {busy:.2f} on {cores} cores); still, compare "
+        "ratios measured in the same run rather than absolute times across runs."
+    )
+
+
 def render(report: BenchReport, plotted: bool = True) -> str:
     m = report.machine
     lines = [
         "# Benchmarks",
         "",
         f"Measured {report.started} by `{report.command or 'rag bench'}` on {m.get('cpu')}, "
-        f"{m.get('cores')} cores, {m.get('memory')} RAM, Python {m.get('python')}, no GPU. "
+        f"{m.get('cores')} cores, {m.get('memory')} RAM, Python {m.get('python')}, GPU: {m.get('gpu', 'not recorded')}. "
         f"Load average at start {m.get('load_at_start')}, at end {m.get('load_at_end', '?')}.",
         "",
-        "**These numbers are noisy.** The machine's 2 cores were shared with other jobs running models "
-        "during the run (see the load averages), so a repeat can differ by tens of percent; compare "
-        "ratios measured in the same run rather than absolute times across runs.",
+        _noise_note(m),
         "",
         "## Targets (issue #4)",
         "",
@@ -672,7 +341,7 @@ def render(report: BenchReport, plotted: bool = True) -> str:
         "",
         "```bash",
         "export RAG_MODELS_DIR=models            # where `rag models pull` put the models",
-        "python scripts/bench.py                  # everything: sizes 82, 1000, 10000 and the LLM part (an hour or more on 2 cores)",
+        "python scripts/bench.py                  # everything: sizes 82, 1000, 10000 and the LLM part (an hour or more on a laptop)",
         "python scripts/bench.py --sizes 82 --no-llm        # a quick run (under a minute)",
         "python scripts/bench.py --sizes 82,1000 --no-llm   # ingest at 1,000 papers too (about 2-4 minutes)",
         "rag bench --from-json a.json --from-json b.json    # rewrite these docs from saved runs' benchmarks.json",

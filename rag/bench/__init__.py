@@ -1,0 +1,14 @@
+"""Benchmarks for `rag bench` / scripts/bench.py: ingest, search and ask, measured in one run.
+
+`corpus` builds the corpora (the seeds, plus synthetic papers made from them with a fixed random
+seed), `measure` runs the measurements, `report` turns them into docs/benchmarks.md and .json."""
+
+from rag.bench.corpus import SEED_PAPERS, build_corpus, seed_papers, synthetic_papers
+from rag.bench.measure import QUESTIONS, SEARCH_QUERIES, BenchPlan, machine_info, run
+from rag.bench.report import NOTES_MARKER, AskResult, BenchReport, SizeResult, combine, load_report, render, targets, write
+
+__all__ = [
+    "SEED_PAPERS", "build_corpus", "seed_papers", "synthetic_papers",
+    "QUESTIONS", "SEARCH_QUERIES", "BenchPlan", "machine_info", "run",
+    "NOTES_MARKER", "AskResult", "BenchReport", "SizeResult", "combine", "load_report", "render", "targets", "write",
+]
