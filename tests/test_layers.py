@@ -101,3 +101,34 @@ def test_the_checker_sees_a_function_local_import(tmp_path):
     f.write_text("def f():\n    from rag.pipeline import Rag\n    import numpy\n")
     own, other = _imports(f)
     assert own == {"pipeline"} and other == {"numpy"}
+
+
+# --- shape ------------------------------------------------------------------------------------------
+
+MAX_PARAMETERS = 6  # more, and a record should carry them (answer.Mode, bench.BenchPlan)
+MAX_LINES = 420
+
+
+def _functions():
+    for path in sorted(RAG.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield path, node
+
+
+def test_no_function_takes_more_than_six_parameters():
+    """Typer commands aside: their parameters are the command's options."""
+    long = []
+    for path, fn in _functions():
+        if any("command" in ast.unparse(d) for d in fn.decorator_list):
+            continue
+        a = fn.args
+        names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs if x.arg not in ("self", "cls")]
+        if len(names) > MAX_PARAMETERS:
+            long.append(f"{path.relative_to(RAG.parent)}:{fn.lineno} {fn.name} ({len(names)})")
+    assert not long, "functions with more than six parameters: " + ", ".join(long)
+
+
+def test_no_module_is_over_about_400_lines():
+    big = {str(p.relative_to(RAG.parent)): n for p in RAG.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not big, f"split these modules: {big}"
