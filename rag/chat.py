@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from rag import render
 from rag.pipeline import Rag
 from rag.types import Answer
 
@@ -76,10 +77,8 @@ class ChatSession:
 
 
 def format_sources(answer: Answer) -> list[str]:
-    if answer.abstained:
-        return []
-    lines = ["", "Sources:"] + [f"  [{c.n}] {c.title}" for c in sorted(answer.citations, key=lambda c: c.n)]
-    return lines
+    """The same source lines as `rag ask` (pages included), after a blank line."""
+    return [] if answer.abstained else [""] + render.sources_lines(answer)
 
 
 def run(session: ChatSession, read: Callable[[], str | None], write: Callable[[str], None]) -> int:

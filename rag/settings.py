@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from rag.errors import InputError
+from rag.models import DEFAULT_LLM
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +34,7 @@ def _meta(description: str) -> dict:
 class Settings:
     data_dir: Path = field(default_factory=_default_data_dir, metadata=_meta("Where the Chroma store and indexes live."))
     models_dir: Path = field(default_factory=_default_models_dir, metadata=_meta("Where `rag models pull` puts model files."))
-    model: str = field(default="qwen2.5-coder-1.5b", metadata=_meta("Local model: a name from `rag models list` or a path to any GGUF file."))
+    model: str = field(default=DEFAULT_LLM, metadata=_meta("Local model: a name from `rag models list` or a path to any GGUF file."))
     chroma_url: str = field(default="", metadata=_meta("A Chroma server (http://HOST:PORT) to use instead of the embedded store."))
     llm_url: str = field(default="", metadata=_meta("An OpenAI-compatible server (http://HOST:PORT/v1) to generate with instead of the local model."))
     llm_timeout: float = field(default=120.0, metadata=_meta("Seconds to wait for the model server's next words before giving up (connecting: 10 s)."))

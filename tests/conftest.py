@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from rag import models
 from rag.pipeline import Rag
@@ -162,7 +163,25 @@ class FakeGenerator:
         return Generation(reply, prompt_tokens, len(pieces), first or total, total)
 
 
+class RagRunner(CliRunner):
+    """Runs `rag` commands with a `Rag` factory handed in through the Typer context, the CLI's
+    public seam for fakes: `runner.factory = lambda **kw: Rag(Settings.load(**kw), embedder=...)`.
+    Without a factory the commands build their real parts."""
+
+    factory = None
+
+    def invoke(self, *args, **kwargs):
+        kwargs.setdefault("obj", self.factory)
+        return super().invoke(*args, **kwargs)
+
+
 # --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner() -> RagRunner:
+    return RagRunner()  # Click >= 8.2 keeps stderr apart: result.stdout / result.stderr
+
 
 
 @pytest.fixture

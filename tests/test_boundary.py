@@ -7,7 +7,7 @@
 * bad settings, bad paths, over-long prompts, malformed question/benchmark files and unreadable
   inputs are one `error:` line on stderr, exit code 2, never a traceback.
 
-CLI cases run through Typer's CliRunner; the only fake seam is `cli._rag` (as in test_cli.py) to
+CLI cases run through Typer's CliRunner; fakes enter through the runner's Rag factory (the Typer context object, as in test_cli.py) to
 give the CLI the fake embedder, so everything from settings to the model server client is real.
 """
 
@@ -29,7 +29,8 @@ from rag import cli, safe_text
 from rag.errors import InputError, ModelError
 from rag.filters import Filters
 from rag.generation import LlamaCppGenerator, RemoteGenerator
-from rag.pipeline import MAX_QUESTION_CHARS, Rag
+from rag.answer import MAX_QUESTION_CHARS
+from rag.pipeline import Rag
 from rag.settings import PROJECT_ROOT, Settings
 
 ESC = "\x1b"
@@ -45,11 +46,6 @@ NOTE_QUESTION = "Why do Zorblax crystals resonate at dusk?"
 BIB = "@article{evil2020,\n  title = {Quantum Gravel " + RED + "Sorting" + OSC_TITLE + "},\n  author = {Ada Stone},\n  year = {2020}\n}\n"
 # Hostile model output, streamed by FakeGenerator in 3-character pieces, so every sequence is split.
 HOSTILE_REPLY = f"Zorblax crystals {OSC_TITLE}resonate at dusk {CLEAR}with a faint blue light {RED}[1]."
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 def run(runner: CliRunner, *args: str, **kw):
@@ -75,7 +71,7 @@ def assert_no_controls(text: str) -> None:
 
 
 @pytest.fixture
-def fake_cli(monkeypatch):
+def fake_cli(runner):
     """`rag` with the fake embedder; the model is `generator` when given, else whatever the
     settings say (so --llm-url builds the real RemoteGenerator through the Rag facade)."""
     embedder = FakeEmbedder()
@@ -84,7 +80,7 @@ def fake_cli(monkeypatch):
     def make(**kw):
         return Rag(Settings.load(**kw), embedder=embedder, generator=state["generator"])
 
-    monkeypatch.setattr(cli, "_rag", make)
+    runner.factory = make
 
     def use(generator=None):
         state["generator"] = generator

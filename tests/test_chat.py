@@ -18,10 +18,10 @@ FOLLOW_UP = "and which datasets did they use?"
 
 
 @pytest.fixture
-def chat_cli(monkeypatch, seeded_real, real_embedder):
+def chat_cli(runner, monkeypatch, seeded_real, real_embedder):
     llm = FakeGenerator()
     monkeypatch.setenv("RAG_DATA_DIR", str(seeded_real.settings.data_dir))
-    monkeypatch.setattr(cli, "_rag", lambda **kw: Rag(Settings.load(**kw), embedder=real_embedder, generator=llm))
+    runner.factory = lambda **kw: Rag(Settings.load(**kw), embedder=real_embedder, generator=llm)
     return llm
 
 
@@ -33,9 +33,9 @@ def test_follow_up_detection():
     assert not chat.is_follow_up(AUG_Q)
 
 
-def test_follow_up_is_answered_from_the_previous_papers(chat_cli):
+def test_follow_up_is_answered_from_the_previous_papers(runner, chat_cli):
     chat_cli.queue(f"{AUG_FACT} [1].", f"{AUG_FACT} [1].")
-    result = CliRunner().invoke(cli.app, ["chat"], input=f"{AUG_Q}\n{FOLLOW_UP}\n/exit\n")
+    result = runner.invoke(cli.app, ["chat"], input=f"{AUG_Q}\n{FOLLOW_UP}\n/exit\n")
     assert result.exit_code == 0, (result.output, result.exception)
     out = result.stdout
     assert out.count(f"{AUG_FACT} [1].") == 2  # both answers streamed
@@ -59,17 +59,17 @@ def test_retrieval_query_folds_in_the_previous_turn_until_cleared(seeded_real, r
     assert session.retrieval_query(FOLLOW_UP) == FOLLOW_UP
 
 
-def test_clear_eof_and_unknown_commands(chat_cli):
+def test_clear_eof_and_unknown_commands(runner, chat_cli):
     chat_cli.queue(f"{AUG_FACT} [1].")
-    result = CliRunner().invoke(cli.app, ["chat"], input=f"{AUG_Q}\n/clear\n/nope\n\n")  # ends at EOF, no /exit
+    result = runner.invoke(cli.app, ["chat"], input=f"{AUG_Q}\n/clear\n/nope\n\n")  # ends at EOF, no /exit
     assert result.exit_code == 0, (result.output, result.exception)
     assert "(conversation cleared)" in result.stdout
     assert "unknown command /nope" in result.stdout
     assert len(chat_cli.calls) == 1
 
 
-def test_uncovered_question_abstains_without_the_model(chat_cli):
-    result = CliRunner().invoke(cli.app, ["chat"], input="What is the boiling point of ethanol at sea level?\n/exit\n")
+def test_uncovered_question_abstains_without_the_model(runner, chat_cli):
+    result = runner.invoke(cli.app, ["chat"], input="What is the boiling point of ethanol at sea level?\n/exit\n")
     assert result.exit_code == 0, result.output
     assert prompts.ABSTAIN_MESSAGE in result.stdout and "Sources:" not in result.stdout
     assert chat_cli.calls == []

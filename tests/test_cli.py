@@ -19,11 +19,6 @@ AUG_FACT = "The subset selection method achieves 6.3x speedup on CIFAR10 and 2.2
 BRIEF_COMMANDS = [["ingest"], ["ask"], ["summarize"], ["search"], ["papers"], ["doctor"], ["models", "pull"], ["models", "list"]]
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()  # Click >= 8.2 (and Typer's vendored click) keeps stderr apart: result.stdout / result.stderr
-
-
 def run(runner: CliRunner, *args: str):
     return runner.invoke(cli.app, list(args))
 
@@ -89,10 +84,10 @@ def test_groups_have_help_with_an_example(runner, group):
 
 
 @pytest.fixture
-def fake_embedding_cli(monkeypatch):
+def fake_embedding_cli(runner):
     """`rag` with the fake embedder (fast ingest), everything else real."""
     embedder = FakeEmbedder()
-    monkeypatch.setattr(cli, "_rag", lambda **kw: Rag(Settings.load(**kw), embedder=embedder))
+    runner.factory = lambda **kw: Rag(Settings.load(**kw), embedder=embedder)
     return embedder
 
 
@@ -164,11 +159,11 @@ def test_papers_lists_82(runner, seeded_real, monkeypatch):
 
 
 @pytest.fixture
-def fake_model_cli(monkeypatch, seeded_real, real_embedder):
+def fake_model_cli(runner, monkeypatch, seeded_real, real_embedder):
     """`rag` on the shared seeded store, with the real embedder and a fake model."""
     llm = FakeGenerator()
     monkeypatch.setenv("RAG_DATA_DIR", str(seeded_real.settings.data_dir))
-    monkeypatch.setattr(cli, "_rag", lambda **kw: Rag(Settings.load(**kw), embedder=real_embedder, generator=llm))
+    runner.factory = lambda **kw: Rag(Settings.load(**kw), embedder=real_embedder, generator=llm)
     return llm
 
 

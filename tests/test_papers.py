@@ -12,9 +12,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import FakeEmbedder, FakeGenerator
+from conftest import FakeEmbedder, FakeGenerator, RagRunner
 from pdfmaker import LOREM, make_scanned_pdf, sample_paper
 from rag import chunking, cli, corpus
 from rag.errors import InputError
@@ -333,8 +332,8 @@ def test_killed_ingest_process_is_completed_by_a_rerun(data_dir, library, tmp_pa
 
 def test_cli_papers_remove_and_filters(library, monkeypatch):
     embedder, llm = FakeEmbedder(), FakeGenerator()
-    monkeypatch.setattr(cli, "_rag", lambda **kw: Rag(Settings.load(**kw), embedder=embedder, generator=llm))
-    runner = CliRunner()
+    runner = RagRunner()
+    runner.factory = lambda **kw: Rag(Settings.load(**kw), embedder=embedder, generator=llm)
     assert runner.invoke(cli.app, ["ingest", str(library)]).exit_code == 0
     listed = runner.invoke(cli.app, ["papers", "--year", "2020..2023", "--json"])
     assert listed.exit_code == 0

@@ -1,0 +1,105 @@
+"""What every `rag` command shares: the Typer app, the common options, the one error boundary
+(`errors()`: a `RagError` or a stray `OSError` becomes one `error:` line and exit code 2), the
+seam that hands a command its `Rag`, and answer printing. The commands are in cli.py (papers and
+answers) and cli_tools.py (eval, chat, bench, models)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import typer
+
+from rag.errors import RagError
+from rag.safe_text import clean, clean_line, redact_urls
+from rag.settings import Settings
+
+app = typer.Typer(
+    help="Ask questions about a collection of research papers, offline, with cited titles.\n\n"
+    "Example: rag ingest && rag ask \"Which papers study model-based reinforcement learning?\"",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+models_app = typer.Typer(help="Fetch and list model files.\n\nExample: rag models pull", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+DataDir = typer.Option(None, "--data-dir", help="Store location (env RAG_DATA_DIR).", show_default=False)
+ModelOpt = typer.Option(None, "--model", "-m", help="Model name from `rag models list` or a .gguf path (env RAG_MODEL).", show_default=False)
+KOpt = typer.Option(None, "-k", "--k", min=1, help="How many papers to use.", show_default=False)
+JsonOpt = typer.Option(False, "--json", help="Print JSON only.")
+ChromaOpt = typer.Option(None, "--chroma-url", help="Use a Chroma server, http://HOST:PORT (env RAG_CHROMA_URL).", show_default=False)
+LlmOpt = typer.Option(None, "--llm-url", help="Generate with an OpenAI-compatible server, http://HOST:PORT/v1 (env RAG_LLM_URL).", show_default=False)
+QuotesOpt = typer.Option(False, "--show-quotes", help="Under each cited title, print the paper's sentence that supports the claim.")
+AuthorOpt = typer.Option(None, "--author", help="Only papers with an author name containing this.", show_default=False)
+YearOpt = typer.Option(None, "--year", help="Only papers from this year or range: 2021, 2020..2023, 2020.., ..2023.", show_default=False)
+SourceOpt = typer.Option(None, "--source", help="Only papers read from this file or folder (or a path containing this).", show_default=False)
+TitleOpt = typer.Option(None, "--title", help="Only papers whose title contains this.", show_default=False)
+
+
+def filters_from(author, year, source, title):
+    from rag.filters import Filters
+
+    return Filters.parse(author=author, year=year, source=source, title=title)
+
+
+def echo(text: str = "", err: bool = False) -> None:
+    """Print text that may hold titles, file names or model output: terminal escape sequences and
+    other control characters never reach the terminal (a title could retitle the window or clear
+    the screen). JSON output is printed as is; json.dumps escapes them."""
+    typer.echo(clean(text), err=err)
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {clean_line(redact_urls(message))}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def errors():
+    try:
+        yield
+    except RagError as exc:
+        fail(str(exc))
+    except OSError as exc:  # what no library layer turned into a RagError: still one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted", err=True)
+        raise typer.Exit(130)
+
+
+def rag_for(ctx: typer.Context, **overrides):
+    """The `Rag` for one command. A caller may hand in a factory as the context object (tests give
+    fakes this way: `CliRunner().invoke(app, args, obj=factory)`); else one is built from settings."""
+    if callable(ctx.obj):
+        return ctx.obj(**overrides)
+    from rag.pipeline import Rag
+
+    return Rag(Settings.load(**overrides))
+
+
+def print_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_answer(answer, streamed: bool, quotes: bool = False) -> None:
+    from rag import render
+
+    if answer.abstained:
+        echo(("\n" if streamed else "") + answer.answer)
+        return
+    if not streamed:
+        echo(answer.answer)
+    typer.echo("\n" if streamed else "")
+    for line in render.sources_lines(answer, quotes):
+        typer.echo(line)
+    if render.coverage_line(answer):
+        typer.echo(render.coverage_line(answer))
+
+
+def stream(enabled: bool):
+    from rag import render
+
+    return render.stdout_writer() if enabled else None
