@@ -24,6 +24,32 @@ CONNECT_TIMEOUT_S = 10.0  # a model server that does not take the connection wit
 SAMPLING = {"temperature": 0.0, "top_k": 1, "repeat_penalty": 1.05}
 
 
+class Collector:
+    """The one streaming loop every backend feeds (the local model, a server, the test fake):
+    keeps the pieces, times the first, forwards each to `on_token`, and builds the Generation."""
+
+    def __init__(self, on_token: OnToken | None):
+        self.on_token = on_token
+        self.start = time.perf_counter()
+        self.first = 0.0
+        self.pieces: list[str] = []
+        self.finish: str | None = None  # the backend's finish reason: "stop", "length"
+
+    def piece(self, text: str | None) -> None:
+        if not text:
+            return
+        if not self.pieces:
+            self.first = time.perf_counter() - self.start
+        self.pieces.append(text)
+        if self.on_token:
+            self.on_token(text)
+
+    def result(self, prompt_tokens: int, completion_tokens: int | None = None) -> Generation:
+        total = time.perf_counter() - self.start
+        completion = len(self.pieces) if completion_tokens is None else completion_tokens
+        return Generation("".join(self.pieces), prompt_tokens, completion, self.first or total, total, self.finish == "length")
+
+
 class Generator(Protocol):
     name: str
 
@@ -99,36 +125,18 @@ class LlamaCppGenerator:
     def generate(self, messages: list[dict], max_tokens: int, on_token: OnToken | None = None) -> Generation:
         llm = self.load()
         self._check_fits(llm, messages)
-        start = time.perf_counter()
-        first = 0.0
-        pieces: list[str] = []
-        finish = None
+        out = Collector(on_token)
         try:
-            stream = llm.create_chat_completion(
-                messages=messages,
-                max_tokens=max_tokens,
-                stream=True,
-                **SAMPLING,
-            )
+            stream = llm.create_chat_completion(messages=messages, max_tokens=max_tokens, stream=True, **SAMPLING)
             for chunk in stream:
-                finish = chunk["choices"][0].get("finish_reason") or finish
-                delta = chunk["choices"][0].get("delta", {}).get("content")
-                if not delta:
-                    continue
-                if not pieces:
-                    first = time.perf_counter() - start
-                pieces.append(delta)
-                if on_token:
-                    on_token(delta)
+                out.finish = chunk["choices"][0].get("finish_reason") or out.finish
+                out.piece(chunk["choices"][0].get("delta", {}).get("content"))
         except ValueError as exc:  # "Requested tokens (483) exceed context window of 256"
             found = re.search(r"Requested tokens \((\d+)\) exceed context window of (\d+)", str(exc))
             if not found:
                 raise
             raise self._too_long(int(found.group(1)), int(found.group(2))) from None
-        total = time.perf_counter() - start
-        completion = len(pieces)
-        prompt = max(llm.n_tokens - completion, 0)
-        return Generation("".join(pieces), prompt, completion, first or total, total, finish == "length")
+        return out.result(prompt_tokens=max(llm.n_tokens - len(out.pieces), 0))
 
 
 class RemoteGenerator:
@@ -159,8 +167,7 @@ class RemoteGenerator:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        start = time.perf_counter()
-        first, pieces, finish, usage = 0.0, [], None, {}
+        out, usage = Collector(on_token), {}
         streaming = False  # the server answered 200: a failure from here on is a broken stream, not an unreachable server
         try:
             timeout = httpx.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
@@ -181,14 +188,8 @@ class RemoteGenerator:
                         raise ModelError(self._interrupted(f"a cut-off event {data[:40]!r}")) from None
                     usage = event.get("usage") or usage
                     for choice in event.get("choices") or []:
-                        finish = choice.get("finish_reason") or finish
-                        delta = (choice.get("delta") or {}).get("content")
-                        if delta:
-                            if not pieces:
-                                first = time.perf_counter() - start
-                            pieces.append(delta)
-                            if on_token:
-                                on_token(delta)
+                        out.finish = choice.get("finish_reason") or out.finish
+                        out.piece((choice.get("delta") or {}).get("content"))
         except httpx.ConnectTimeout as exc:
             raise ModelError(
                 f"cannot reach the model server at {self.shown_url} within {min(self.connect_timeout, self.timeout):g}s ({exc.__class__.__name__}); is it running?"
@@ -202,20 +203,12 @@ class RemoteGenerator:
             if streaming:
                 raise ModelError(self._interrupted(exc.__class__.__name__)) from None
             raise ModelError(f"cannot reach the model server at {self.shown_url} ({exc.__class__.__name__}); is it running?") from None
-        if finish is None:
+        if out.finish is None:
             # Every OpenAI-compatible server ends a finished answer with a finish reason ("stop",
             # "length"). llama-cpp-python's server, by default, ends a running stream early with a
             # bare [DONE] when another request arrives; a half answer must not pass for a whole one.
             raise ModelError(self._interrupted("no finish reason"))
-        total = time.perf_counter() - start
-        return Generation(
-            "".join(pieces),
-            int(usage.get("prompt_tokens", 0)),
-            int(usage.get("completion_tokens", len(pieces))),
-            first or total,
-            total,
-            finish == "length",
-        )
+        return out.result(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", len(out.pieces))))
 
     def _interrupted(self, what: str) -> str:
         return (

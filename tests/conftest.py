@@ -15,7 +15,6 @@ import importlib.util
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from typer.testing import CliRunner
 from rag import models
 from rag.pipeline import Rag
 from rag.settings import PROJECT_ROOT, Settings
+from rag.generation import Collector
 from rag.types import Generation
 
 SEEDS_DIR = PROJECT_ROOT / "seeds"
@@ -150,17 +150,10 @@ class FakeGenerator:
         reply = self.replies.pop(0)
         if callable(reply):  # a reply computed from the prompt, e.g. echoing a source
             reply = reply(messages)
-        start = time.perf_counter()
-        pieces = [reply[i : i + self.piece] for i in range(0, len(reply), self.piece)]
-        first = 0.0
-        for i, p in enumerate(pieces):
-            if i == 0:
-                first = time.perf_counter() - start
-            if on_token:
-                on_token(p)
-        prompt_tokens = sum(len(m["content"].split()) for m in messages)
-        total = time.perf_counter() - start
-        return Generation(reply, prompt_tokens, len(pieces), first or total, total)
+        out = Collector(on_token)
+        for i in range(0, len(reply), self.piece):
+            out.piece(reply[i : i + self.piece])
+        return out.result(prompt_tokens=sum(len(m["content"].split()) for m in messages))
 
 
 class RagRunner(CliRunner):
