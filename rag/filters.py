@@ -9,7 +9,6 @@ matches overall fall outside the filter.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -52,27 +51,6 @@ class Filters:
     def active(self) -> bool:
         return bool(self.author or self.source or self.title or self.year_from or self.year_to)
 
-    def where(self) -> dict | None:
-        """The part Chroma can do itself: the year range on the numeric `year` metadata."""
-        parts = []
-        if self.year_from is not None:
-            parts.append({"year": {"$gte": self.year_from}})
-        if self.year_to is not None:
-            parts.append({"year": {"$lte": self.year_to}})
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else {"$and": parts}
-
-    def matches(self, meta: dict) -> bool:
-        """The substring parts, which Chroma metadata filters cannot express, on one chunk's metadata."""
-        if self.title and self.title.lower() not in str(meta.get("title", "")).lower():
-            return False
-        if self.author and self.author.lower() not in str(meta.get("authors", "")).lower():
-            return False
-        if self.source and not any(self.source_matches(s) for s in sources_of(meta)):
-            return False
-        return True
-
     def source_matches(self, stored: str) -> bool:
         wanted = Path(self.source).expanduser()
         if wanted.exists():
@@ -80,14 +58,3 @@ class Filters:
             if stored == resolved or stored.startswith(resolved.rstrip(os.sep) + os.sep):
                 return True
         return self.source.lower() in stored.lower()
-
-
-def sources_of(meta: dict) -> list[str]:
-    """Every file a stored paper was read from; stores written before sources were lists have one."""
-    raw = meta.get("sources")
-    if raw:
-        try:
-            return list(json.loads(raw))
-        except ValueError:
-            pass
-    return [meta["source"]] if meta.get("source") else []

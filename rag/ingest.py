@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from rag import chunking, corpus, papers
+from rag import chunking, corpus, index, papers
 from rag.embedding import Embedder
 from rag.errors import InputError
 from rag.settings import Settings
-from rag.store import StoredPaper, Store
+from rag.schema import StoredPaper
+from rag.store import PaperWrite, Store
 from rag.types import IngestReport, Paper, PaperInfo
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -123,7 +124,7 @@ def run(settings: Settings, store: Store, embedder: Embedder, paths: list[Path] 
         finally:
             # Even a failed ingest may have written some papers: caches must see them.
             if writer.dirty or not existing:
-                rebuild_lexical_cache(writer)
+                index.rebuild(writer)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -215,7 +216,7 @@ def embed_and_store(settings: Settings, store: Store, embedder: Embedder, work: 
         vectors = parts[0] if len(parts) == 1 else np.concatenate(parts)
         row, items = 0, []
         for item, chunks in batch:
-            items.append((item.paper, chunks, vectors[row : row + len(chunks)], item.content_hash, item.file_hash, item.old_chunks, item.sources))
+            items.append(PaperWrite(item.paper, chunks, vectors[row : row + len(chunks)], item.content_hash, item.file_hash, item.old_chunks, item.sources))
             row += len(chunks)
         store.put_papers(items)  # one Chroma write per batch
         done += row
@@ -250,14 +251,6 @@ def separate(incoming: dict[str, Incoming], pid: str) -> None:
     new = incoming.pop(pid)
     moved = papers.distinct_id(new.paper)
     incoming[moved.paper_id] = Incoming(moved, new.file_hash, new.sources)
-
-
-def rebuild_lexical_cache(store: Store) -> None:
-    """After a write: a new store generation, and the BM25 cache rebuilt for it."""
-    from rag.retrieval import LexicalIndex
-
-    generation = store.bump_generation()
-    LexicalIndex(store.all_chunks()).save(store.cache_dir / "lexical", generation)
 
 
 # --- remove ---------------------------------------------------------------------------------------
@@ -303,7 +296,7 @@ def apply_removal(store: Store, plan: Removal) -> None:
             writer.update_file_hash(pid, sources[0], old.file_hash, old.chunks, sources)
         writer.delete_papers([p.paper_id for p in plan.drop])
         if plan.drop:
-            rebuild_lexical_cache(writer)
+            index.rebuild(writer)
 
 
 def under(source: str, roots: list[str]) -> bool:

@@ -9,14 +9,10 @@ passed in, so Chroma's default (downloading) embedding function is never used.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
-import json
 import os
 import re
-import shlex
 import shutil
-import sqlite3
 import tempfile
 import time
 import weakref
@@ -27,64 +23,26 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from rag import schema, store_errors
 from rag.errors import RagError, StoreError
-from rag.filters import Filters, sources_of
+from rag.filters import Filters
+from rag.schema import ChunkRecord, DenseHit, StoredPaper
+from rag.text import join_overlapping
 from rag.types import Chunk, Paper, PaperInfo
 
-AUTHOR_SEP = "; "
-
 
 @dataclass(frozen=True)
-class StoredPaper:
-    paper_id: str
+class PaperWrite:
+    """One paper to write: its chunks and their vectors, the hashes that say what was written, how
+    many chunks the store held for it before (0 for a new paper) and every file it was read from."""
+
+    paper: Paper
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray
     content_hash: str
-    source: str
     file_hash: str
-    chunks: int
-    sources: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ChunkRecord:
-    chunk_id: str
-    paper_id: str
-    title: str
-    authors: tuple[str, ...]
-    text: str
-    page: int | None = None
-
-
-@dataclass(frozen=True)
-class DenseHit:
-    record: ChunkRecord
-    similarity: float
-
-
-def _record(chunk_id: str, document: str, meta: dict) -> ChunkRecord:
-    authors = tuple(a for a in (meta.get("authors") or "").split(AUTHOR_SEP) if a)
-    page = meta.get("page")
-    return ChunkRecord(chunk_id, meta["paper_id"], meta["title"], authors, document or "", int(page) if page is not None else None)
-
-
-def _join_chunks(texts: list[str]) -> str:
-    joined = texts[0] if texts else ""
-    for text in texts[1:]:
-        overlap = next((i for i in range(min(len(joined), len(text)), 10, -1) if joined.endswith(text[:i])), 0)
-        joined = f"{joined} {text[overlap:].lstrip()}" if overlap < len(text) else joined
-    return joined
-
-
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
-LOW_SPACE = 16 << 20  # below this much free space, a failing store is most likely a full disk
-_NO_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
-
-
-def _store_failure(exc: BaseException) -> bool:
-    """Errors that come from the store's files or Chroma (which raises many types), as opposed to
-    bugs in this code: these become one `StoreError` line."""
-    if isinstance(exc, (OSError, sqlite3.Error)):
-        return True
-    return type(exc).__module__.split(".")[0] in ("chromadb", "httpx", "httpcore")
+    old_chunks: int = 0
+    sources: Sequence[str] | None = None
 
 
 def _guarded(method):
@@ -97,7 +55,7 @@ def _guarded(method):
         except RagError:
             raise
         except Exception as exc:
-            if not _store_failure(exc):
+            if not store_errors.is_store_failure(exc):
                 raise
             raise self.error_for(exc) from None
 
@@ -151,7 +109,7 @@ class Store:
             try:
                 return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
             except Exception as exc:  # a damaged SQLite file fails here, typed by Chroma
-                if not _store_failure(exc):
+                if not store_errors.is_store_failure(exc):
                     raise
                 raise self.error_for(exc) from None
         parts = urlsplit(self.url)
@@ -216,57 +174,16 @@ class Store:
         self._client = self._collection = self._copy = None
         self._drop_copy()
 
-    # --- one-line errors ---------------------------------------------------------------------
+    # --- one-line errors (rag/store_errors.py words them) ----------------------------------
 
     def damaged(self, problem: str) -> StoreError:
-        from rag import health
-
-        error = StoreError(
-            f"the store in {self.data_dir} is damaged ({problem}); the only recovery is a fresh store, "
-            f"re-ingested: {health.recovery(self.data_dir)}"
-        )
-        error.fix = health.recovery(self.data_dir)  # what `rag doctor` prints after `-> run`
-        return error
+        return store_errors.damaged(self.data_dir, problem)
 
     def cannot_write(self, reason: str) -> StoreError:
-        return StoreError(
-            f"cannot write to the data dir {self.data_dir} ({reason}); `rag ingest` and `rag remove` need "
-            f"write access to it (search, papers and doctor work read-only)"
-        )
+        return store_errors.cannot_write(self.data_dir, reason)
 
     def error_for(self, exc: BaseException) -> StoreError:
-        """One line for an exception out of Chroma or the file system: a full disk, a folder that
-        cannot be written, a damaged store (with its recovery), or what Chroma said."""
-        text = " ".join(str(exc).split())
-        low = text.lower()
-        code = getattr(exc, "errno", None)
-        if code in _NO_SPACE or "disk is full" in low or "no space left" in low or "quota exceeded" in low:
-            where = f"the Chroma server at {self.url}" if self.url else f"the device of the data dir {self.data_dir}"
-            return StoreError(
-                f"no space left on {where}; papers stored before this command are intact: free some space and run it again"
-            )
-        if not self.url and (code in _NO_WRITE or "readonly database" in low or "read-only" in low or "permission denied" in low):
-            return self.cannot_write(getattr(exc, "strerror", None) or text[:120])
-        if self.url:
-            return StoreError(f"the Chroma server at {self.url} failed ({exc.__class__.__name__}: {text[:200]})")
-        free = self._free_bytes()
-        if free is not None and free < LOW_SPACE:
-            # Chroma applies its write log even to read, so a full disk fails reads with unrelated words
-            error = StoreError(
-                f"the store in {self.data_dir} failed ({exc.__class__.__name__}: {text[:160]}) with {free // 1024} KiB free on its "
-                "device: free some space and run the command again (papers stored before are intact)"
-            )
-            error.fix = f"df -h {shlex.quote(str(self.data_dir))}"  # after `-> run`: shows the full device
-            return error
-        if any(k in low for k in ("not a database", "malformed", "corrupt", "hnsw", "segment reader", "index_metadata")):
-            return self.damaged(text[:200])
-        return StoreError(f"the store in {self.data_dir} failed ({exc.__class__.__name__}: {text[:200]}); run `rag doctor` to check it")
-
-    def _free_bytes(self) -> int | None:
-        try:
-            return shutil.disk_usage(self.data_dir).free
-        except OSError:
-            return None
+        return store_errors.error_for(self.data_dir, self.url, exc)
 
     def _col(self, create: bool = False):
         if self._collection is not None:
@@ -287,7 +204,7 @@ class Store:
         except Exception as exc:  # chromadb raises many types; the user needs one line
             if not create and "does not exist" in str(exc):
                 raise StoreError(f"nothing is indexed in {self.location}; run `rag ingest` first") from None
-            if _store_failure(exc):
+            if store_errors.is_store_failure(exc):
                 raise self.error_for(exc) from None
             raise StoreError(f"cannot open the store at {self.url or self.path}: {exc}") from None
         return self._collection
@@ -320,7 +237,7 @@ class Store:
             self._col(create=True)
             yield self
         except OSError as exc:  # a full disk (or a folder made read-only) in the middle of a write
-            if exc.errno in _NO_SPACE | _NO_WRITE:
+            if exc.errno in store_errors.NO_SPACE | store_errors.NO_WRITE:
                 raise self.error_for(exc) from None
             raise
         finally:
@@ -350,7 +267,7 @@ class Store:
             counts[pid] = counts.get(pid, 0) + 1
             if pid in papers and papers[pid].content_hash != meta["content_hash"]:
                 mixed.add(pid)
-            papers[pid] = StoredPaper(pid, meta["content_hash"], meta["source"], meta["file_hash"], 0, tuple(sources_of(meta)))
+            papers[pid] = schema.stored_paper(meta)
         # Chunks of one paper with different content hashes are what a write interrupted between its
         # upsert and its clean-up leaves behind; an empty hash makes the next ingest rewrite the paper.
         return {
@@ -360,19 +277,12 @@ class Store:
 
     @_guarded
     def paper_infos(self, filters: Filters | None = None) -> list[PaperInfo]:
-        got = self._col().get(where=filters.where() if filters else None, include=["metadatas"])
+        got = self._col().get(where=schema.where(filters), include=["metadatas"])
         infos: dict[str, PaperInfo] = {}
         for meta in got["metadatas"] or []:
-            if filters and not filters.matches(meta):
-                continue
-            pid = meta["paper_id"]
-            seen = infos.get(pid)
-            rec = _record("", "", meta)
-            year = meta.get("year")
-            infos[pid] = PaperInfo(
-                pid, rec.title, rec.authors, meta["source"], (seen.chunks if seen else 0) + 1,
-                int(year) if year is not None else None, tuple(sources_of(meta)), meta.get("venue", ""),
-            )
+            if schema.matches(filters, meta):
+                seen = infos.get(meta["paper_id"])
+                infos[meta["paper_id"]] = schema.paper_info(meta, (seen.chunks if seen else 0) + 1)
         return sorted(infos.values(), key=lambda p: p.title.lower())
 
     def matching_paper_ids(self, filters: Filters) -> list[str]:
@@ -382,7 +292,7 @@ class Store:
     @_guarded
     def all_chunks(self) -> list[ChunkRecord]:
         got = self._col().get(include=["documents", "metadatas"])
-        return [_record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+        return [schema.record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
 
     @_guarded
     def paper_texts(self, paper_ids: Sequence[str]) -> dict[str, str]:
@@ -393,7 +303,7 @@ class Store:
         parts: dict[str, list[tuple[int, str]]] = {}
         for doc, meta in zip(got["documents"], got["metadatas"]):
             parts.setdefault(meta["paper_id"], []).append((int(meta.get("chunk_index", 0)), doc or ""))
-        return {pid: _join_chunks([t for _, t in sorted(chunks)]) for pid, chunks in parts.items()}
+        return {pid: join_overlapping([t for _, t in sorted(chunks)]) for pid, chunks in parts.items()}
 
     @_guarded
     def chunk_vectors(self, paper_ids: Sequence[str]) -> list[tuple[ChunkRecord, np.ndarray]]:
@@ -401,7 +311,7 @@ class Store:
             return []
         got = self._col().get(where={"paper_id": {"$in": list(paper_ids)}}, include=["documents", "metadatas", "embeddings"])
         return [
-            (_record(i, d, m), np.asarray(e, dtype=np.float32))
+            (schema.record(i, d, m), np.asarray(e, dtype=np.float32))
             for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
         ]
 
@@ -424,24 +334,20 @@ class Store:
         where = {"paper_id": {"$in": list(paper_ids)}} if paper_ids is not None else None
         got = col.query(query_embeddings=[embedding.tolist()], n_results=n, where=where, include=["documents", "metadatas", "distances"])
         return [
-            DenseHit(_record(i, d, m), 1.0 - float(dist))
+            DenseHit(schema.record(i, d, m), 1.0 - float(dist))
             for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
         ]
 
     # --- writing (inside `writer()`) -------------------------------------------------------
 
-    def put_paper(
-        self, paper: Paper, chunks: Sequence[Chunk], vectors: np.ndarray, content_hash: str, file_hash: str, old_chunks: int,
-        sources: Sequence[str] | None = None,
-    ) -> None:
-        self.put_papers([(paper, chunks, vectors, content_hash, file_hash, old_chunks, sources)])
+    def put_paper(self, item: PaperWrite) -> None:
+        self.put_papers([item])
 
     @_guarded
-    def put_papers(self, items: Sequence[tuple]) -> None:
+    def put_papers(self, items: Sequence[PaperWrite]) -> None:
         """Write many papers in one upsert (one Chroma write per batch, not per paper: at 1,000
         papers the per-paper writes were ~15% of the ingest), then drop each paper's leftover chunks.
-        Each item is (paper, chunks, vectors, content_hash, file_hash, old_chunks, sources), as for
-        `put_paper`. Upsert first, clean up after, and stamp the content hash last: a crash at any
+        Upsert first, clean up after, and stamp the content hash last: a crash at any
         point never loses a paper, and what it leaves (chunks with no hash or an older one) makes
         `stored_papers` report the paper as changed, so the next ingest writes it again. A paper
         longer than one Chroma batch was once stamped complete by its first batch."""
@@ -451,28 +357,15 @@ class Store:
         metadatas: list[dict] = []
         hashes: list[str] = []
         replaced: list[str] = []  # papers already in the store: their old chunks may outnumber the new
-        for paper, chunks, vecs, content_hash, file_hash, old_chunks, sources in items:
-            sources = list(sources or [paper.source])
-            meta = {
-                "paper_id": paper.paper_id,
-                "title": paper.title,
-                "authors": AUTHOR_SEP.join(paper.authors),
-                "source": sources[0],
-                "sources": json.dumps(sources),  # Chroma metadata holds scalars only
-                "file_hash": file_hash,
-                "content_hash": "",  # stamped below, once every chunk is written
-            }
-            if paper.year is not None:
-                meta["year"] = paper.year
-            if paper.venue:
-                meta["venue"] = paper.venue
-            ids += [c.chunk_id for c in chunks]
-            vectors.append(np.asarray(vecs, dtype=np.float32).reshape(len(chunks), -1))
-            documents += [c.text for c in chunks]
-            metadatas += [{**meta, "chunk_index": c.index, **({"page": c.page} if c.page is not None else {})} for c in chunks]
-            hashes += [content_hash] * len(chunks)
-            if old_chunks:
-                replaced.append(paper.paper_id)
+        for item in items:
+            meta = schema.paper_meta(item.paper, list(item.sources or [item.paper.source]), item.file_hash)
+            ids += [c.chunk_id for c in item.chunks]
+            vectors.append(np.asarray(item.vectors, dtype=np.float32).reshape(len(item.chunks), -1))
+            documents += [c.text for c in item.chunks]
+            metadatas += [schema.chunk_meta(meta, c) for c in item.chunks]
+            hashes += [item.content_hash] * len(item.chunks)
+            if item.old_chunks:
+                replaced.append(item.paper.paper_id)
         if not ids:
             return
         col = self._col(create=True)
@@ -504,8 +397,7 @@ class Store:
         ids = [f"{paper_id}:{i}" for i in range(chunks)]
         col = self._col(create=True)  # not `dirty`: no cached text or title changes
         got = col.get(ids=ids, include=["metadatas"])
-        sources = list(sources or [source])
-        new = {"source": sources[0], "sources": json.dumps(sources), "file_hash": file_hash}
+        new = schema.source_fields(list(sources or [source]), file_hash)
         col.update(ids=got["ids"], metadatas=[{**m, **new} for m in got["metadatas"]])
 
     @_guarded

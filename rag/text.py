@@ -66,6 +66,15 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
+def join_overlapping(texts: list[str]) -> str:
+    """Consecutive chunks joined into one text, the sentences they repeat as overlap kept once."""
+    joined = texts[0] if texts else ""
+    for text in texts[1:]:
+        overlap = next((i for i in range(min(len(joined), len(text)), 10, -1) if joined.endswith(text[:i])), 0)
+        joined = f"{joined} {text[overlap:].lstrip()}" if overlap < len(text) else joined
+    return joined
+
+
 # --- citation markers ----------------------------------------------------------------------------
 
 MARKER = re.compile(r"\[(\d+)\]")

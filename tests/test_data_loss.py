@@ -23,6 +23,7 @@ from rag.papers import content_hash, paper_id_for
 from rag.errors import InputError
 from rag.pipeline import Rag
 from rag.settings import PROJECT_ROOT, Settings
+from rag.store import PaperWrite
 from rag.types import Chunk
 
 TABPFN = "TabPFN: A Transformer That Solves Small Tabular Classification Problems in a Second"
@@ -238,7 +239,7 @@ def test_a_long_paper_interrupted_between_chroma_batches_is_rewritten(fake_rag, 
     vectors = FakeEmbedder().embed([c.text for c in bad])
     with store.writer():
         with pytest.raises(Exception):
-            store.put_paper(paper, bad, vectors, content_hash(paper), "f", 0, [paper.source])
+            store.put_paper(PaperWrite(paper, bad, vectors, content_hash(paper), "f", 0, [paper.source]))
     stored = store.stored_papers()[paper.paper_id]
     assert stored.chunks >= step and stored.content_hash == ""  # written in part, not stamped
     rag = Rag(Settings.load(data_dir=store.data_dir, chunk_words=12, chunk_overlap=0), embedder=FakeEmbedder())

@@ -15,9 +15,10 @@ RAG = Path(__file__).resolve().parent.parent / "rag"
 # Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS = [
     {"errors", "types", "text", "stats", "prompts", "safe_text"},  # the standard library only
-    {"settings", "models", "filters", "papers", "readers", "chunking", "citations", "generation", "progress", "render"},
-    {"corpus", "embedding", "store", "index", "evidence", "health"},
-    {"retrieval"},
+    {"settings", "models", "filters", "papers", "readers", "chunking", "citations", "generation", "progress", "render", "health"},
+    {"schema", "store_errors"},
+    {"corpus", "embedding", "store", "evidence"},
+    {"index", "retrieval"},
     {"ingest", "answer", "doctor"},
     {"pipeline"},
     {"evaluation", "chat", "bench", "__init__"},

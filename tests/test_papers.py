@@ -359,7 +359,7 @@ def test_summarize_with_filters_only_sees_matching_papers(ingested_library, fake
 
 
 def test_metadata_written_before_sources_were_lists_still_reads():
-    from rag.filters import sources_of
+    from rag.schema import sources_of
 
     assert sources_of({"source": "/a/old.txt"}) == ["/a/old.txt"]
     assert sources_of({"source": "/a/x.pdf", "sources": json.dumps(["/a/x.pdf", "/a/x.bib"])}) == ["/a/x.pdf", "/a/x.bib"]

@@ -8,12 +8,13 @@ import json
 import pytest
 
 from conftest import SEED_PAPERS, FakeEmbedder
-from rag import retrieval
+from rag.index import LexicalIndex
 from rag.papers import content_hash, paper_id_for
 from rag.text import tokenize
 from rag.errors import InputError
 from rag.pipeline import Rag
 from rag.settings import Settings
+from rag.store import PaperWrite
 from rag.types import Chunk, Paper
 
 FIN_RAY = "Asynchronous Parallel Reinforcement Learning for Optimizing Propulsive Performance in Fin Ray Control"
@@ -119,7 +120,7 @@ def _add_paper(rag: Rag, title: str, text: str) -> None:
     paper = Paper(paper_id_for(title), title, (), text, "/elsewhere/notes.md")
     chunk = Chunk(f"{paper.paper_id}:0", paper.paper_id, 0, text)
     with rag.store.writer() as store:
-        store.put_paper(paper, [chunk], rag.embedder.embed([f"{title}. {text}"]), content_hash(paper), "f" * 16, 0)
+        store.put_paper(PaperWrite(paper, [chunk], rag.embedder.embed([f"{title}. {text}"]), content_hash(paper), "f" * 16))
         store.bump_generation()
 
 
@@ -133,8 +134,8 @@ def test_lexical_index_is_saved_with_the_store_generation(fake_seeded, data_dir)
     saved = json.loads((data_dir / "lexical" / "records.json").read_text())
     assert saved["generation"] == fake_seeded.store.generation() >= 1
     assert len(saved["records"]) == fake_seeded.store.count()
-    assert retrieval.LexicalIndex.load(data_dir / "lexical", saved["generation"]) is not None
-    assert retrieval.LexicalIndex.load(data_dir / "lexical", saved["generation"] + 1) is None
+    assert LexicalIndex.load(data_dir / "lexical", saved["generation"]) is not None
+    assert LexicalIndex.load(data_dir / "lexical", saved["generation"] + 1) is None
 
 
 def test_lexical_index_is_rebuilt_when_generation_changes(fake_seeded, data_dir):

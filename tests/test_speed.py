@@ -15,10 +15,11 @@ import pytest
 
 from conftest import SEED_PAPERS, FakeEmbedder
 from rag import retrieval
+from rag.index import LexicalIndex
 from rag.papers import paper_id_for
 from rag.pipeline import Rag
 from rag.settings import PROJECT_ROOT, Settings
-from rag.store import Store
+from rag.store import PaperWrite, Store
 from rag.types import Chunk, Paper
 
 
@@ -62,8 +63,8 @@ def test_rewriting_a_paper_removes_every_leftover_chunk(fake_rag):
     paper = _paper("Zorblax Crystal Resonance", "Zorblax crystals resonate.")
     vecs = lambda n: fake_rag.embedder.embed([f"t{i}" for i in range(n)])  # noqa: E731
     with fake_rag.store.writer() as store:
-        store.put_papers([(paper, _chunks(paper, 5), vecs(5), "h1", "f1", 0, None)])
-        store.put_papers([(paper, _chunks(paper, 2), vecs(2), "h2", "f1", 1, None)])  # claims 1 old chunk; there were 5
+        store.put_papers([PaperWrite(paper, _chunks(paper, 5), vecs(5), "h1", "f1", 0)])
+        store.put_papers([PaperWrite(paper, _chunks(paper, 2), vecs(2), "h2", "f1", 1)])  # claims 1 old chunk; there were 5
     stored = fake_rag.store.stored_papers()[paper.paper_id]
     assert (stored.content_hash, stored.chunks) == ("h2", 2)
 
@@ -110,8 +111,8 @@ def test_ingest_saves_the_built_index_and_a_new_process_loads_it(fake_seeded, mo
     def no_rebuild(self, records):
         raise AssertionError("rebuilt instead of loaded")
 
-    monkeypatch.setattr(retrieval.LexicalIndex, "__init__", no_rebuild)
-    index = retrieval.LexicalIndex.load(folder, gen)
+    monkeypatch.setattr(LexicalIndex, "__init__", no_rebuild)
+    index = LexicalIndex.load(folder, gen)
     assert index is not None and len(index.records) == fake_seeded.store.count()
     fresh = Rag(Settings.load(data_dir=fake_seeded.settings.data_dir), embedder=FakeEmbedder())
     assert fresh.search("TabPFN tabular", k=1, mode="lexical")[0].title.startswith("TabPFN")
@@ -119,10 +120,10 @@ def test_ingest_saves_the_built_index_and_a_new_process_loads_it(fake_seeded, mo
 
 def test_saved_index_gives_the_same_scores_as_a_rebuilt_one(fake_seeded):
     folder, gen = _folder(fake_seeded), fake_seeded.store.generation()
-    loaded = retrieval.LexicalIndex.load(folder, gen)
+    loaded = LexicalIndex.load(folder, gen)
     # saved for other chunks (or in another order): not used, never mixed with these records
-    assert retrieval.LexicalIndex._load_index(folder, gen, loaded.records[::-1]) is None
-    rebuilt = retrieval.LexicalIndex(loaded.records)
+    assert LexicalIndex._load_index(folder, gen, loaded.records[::-1]) is None
+    rebuilt = LexicalIndex(loaded.records)
     for q in ["graph neural networks", "TabPFN tabular classification", "Q-learners collude", "qwxzyv", "the"]:
         assert np.array_equal(loaded.scores(q), rebuilt.scores(q))
         assert [loaded.coverage(q, r.paper_id) for r in loaded.records[:20]] == [rebuilt.coverage(q, r.paper_id) for r in rebuilt.records[:20]]
@@ -135,10 +136,10 @@ def test_a_stale_index_is_rebuilt_from_records(fake_seeded, monkeypatch, change)
     folder, gen = _folder(fake_seeded), fake_seeded.store.generation()
     stamp_before = _stamp_of(folder)
     if change == "generation":
-        assert retrieval.LexicalIndex.load(folder, gen + 1) is None  # records.json is of the old generation too
+        assert LexicalIndex.load(folder, gen + 1) is None  # records.json is of the old generation too
         return
     if change == "format":
-        monkeypatch.setattr(retrieval.LexicalIndex, "FORMAT", retrieval.LexicalIndex.FORMAT + 1)
+        monkeypatch.setattr(LexicalIndex, "FORMAT", LexicalIndex.FORMAT + 1)
     elif change == "bm25s":
         import bm25s
 
@@ -148,15 +149,15 @@ def test_a_stale_index_is_rebuilt_from_records(fake_seeded, monkeypatch, change)
         data["records"] = [r for r in data["records"] if not r[2].startswith("TabPFN")]
         (folder / "records.json").write_text(json.dumps(data))
     built = []
-    real_init = retrieval.LexicalIndex.__init__
-    monkeypatch.setattr(retrieval.LexicalIndex, "__init__", lambda self, records: built.append(1) or real_init(self, records))
-    index = retrieval.LexicalIndex.load(folder, gen)
+    real_init = LexicalIndex.__init__
+    monkeypatch.setattr(LexicalIndex, "__init__", lambda self, records: built.append(1) or real_init(self, records))
+    index = LexicalIndex.load(folder, gen)
     assert built == [1] and index is not None
     if change == "records":
         assert not [r for r in index.records if r.title.startswith("TabPFN")]
     assert _stamp_of(folder) != stamp_before  # rewritten with the new stamp...
     built.clear()
-    assert retrieval.LexicalIndex.load(folder, gen) is not None and built == []  # ...and used next time
+    assert LexicalIndex.load(folder, gen) is not None and built == []  # ...and used next time
 
 
 @pytest.mark.parametrize("damage", ["truncated", "random", "object-array", "foreign-vocab"])
@@ -180,10 +181,10 @@ def test_a_damaged_or_foreign_index_file_is_rebuilt(fake_seeded, damage, tmp_pat
         arrays["term_ids"] = arrays["term_ids"] + 10**6
         with open(path, "wb") as f:
             np.savez(f, **arrays)
-    index = retrieval.LexicalIndex.load(folder, gen)
+    index = LexicalIndex.load(folder, gen)
     assert index is not None and len(index.records) == fake_seeded.store.count()
     assert index.scores("TabPFN tabular").max() > 0
-    assert retrieval.LexicalIndex._load_index(folder, gen, index.records) is not None  # rewritten whole
+    assert LexicalIndex._load_index(folder, gen, index.records) is not None  # rewritten whole
 
 
 def test_search_works_when_the_cache_cannot_be_written(fake_seeded, monkeypatch):
@@ -202,15 +203,15 @@ def test_search_works_when_the_cache_cannot_be_written(fake_seeded, monkeypatch)
     assert not (folder / "bm25.npz").exists()
     # and with records.json present but no saved index: loaded, not saved, no error
     monkeypatch.undo()
-    retrieval.LexicalIndex(fake_seeded.store.all_chunks()).save(folder, fake_seeded.store.generation())
+    LexicalIndex(fake_seeded.store.all_chunks()).save(folder, fake_seeded.store.generation())
     (folder / "bm25.npz").unlink()
     monkeypatch.setattr(retrieval, "_write_atomic", read_only)
-    assert retrieval.LexicalIndex.load(folder, fake_seeded.store.generation()) is not None
+    assert LexicalIndex.load(folder, fake_seeded.store.generation()) is not None
 
 
 def test_concurrent_saves_leave_one_whole_file(fake_seeded):
     folder, gen = _folder(fake_seeded), fake_seeded.store.generation()
-    index = retrieval.LexicalIndex.load(folder, gen)
+    index = LexicalIndex.load(folder, gen)
     errors = []
 
     def save():
@@ -227,7 +228,7 @@ def test_concurrent_saves_leave_one_whole_file(fake_seeded):
         t.join()
     assert errors == []
     assert sorted(p.name for p in folder.iterdir()) == ["bm25.npz", "records.json"]
-    assert retrieval.LexicalIndex._load_index(folder, gen, index.records) is not None
+    assert LexicalIndex._load_index(folder, gen, index.records) is not None
 
 
 def test_remove_saves_the_index_in_the_stores_cache_folder(data_dir, seed_copy):
@@ -281,7 +282,7 @@ def test_a_paper_the_index_does_not_know_is_still_scored(fake_seeded):
     retriever = fake_seeded.retriever
     index = retriever.lexical
     known = sorted(index.paper_rows)[:3]
-    stale = retrieval.LexicalIndex([r for r in index.records if r.paper_id != known[0]])
+    stale = LexicalIndex([r for r in index.records if r.paper_id != known[0]])
     vector = fake_seeded.embedder.embed(["anything"])[0]
     assert {r.paper_id for r, _ in retriever._best_chunks(stale, known, vector)} == set(known)
 

@@ -25,11 +25,12 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import SEED_FILES, SEED_PAPERS, FakeEmbedder, _require_model
-from rag import cli, corpus, health, models, retrieval
+from rag import cli, corpus, health, models
+from rag.index import LexicalIndex
 from rag.errors import StoreError
 from rag.pipeline import Rag
 from rag.settings import PROJECT_ROOT, Settings
-from rag.store import Store
+from rag.store import PaperWrite, Store
 from rag.types import Chunk, Paper
 
 TESTS_DIR = Path(__file__).parent
@@ -103,7 +104,7 @@ def _one_chunk_papers(store: Store, n: int, start: int = 0, tag: str = "") -> No
         title = f"Synthetic paper {i}"
         paper = Paper(corpus.paper_id_for(title), title, (), f"zorblax {i} {tag}", "/elsewhere/notes.md")
         text = f"zorblax crystals resonate {i} {tag} gamma{i % 17}"
-        items.append((paper, [Chunk(f"{paper.paper_id}:0", paper.paper_id, 0, text)], emb.embed([text]), "h" + tag, "f", 0, None))
+        items.append(PaperWrite(paper, [Chunk(f"{paper.paper_id}:0", paper.paper_id, 0, text)], emb.embed([text]), "h" + tag, "f"))
     store.put_papers(items)
 
 
@@ -168,7 +169,7 @@ def test_an_index_file_holding_a_pickle_is_refused_unread(seeded, tmp_path):
     arrays["indices"] = np.array([_RunsCode(marker)], dtype=object)
     with open(folder / "bm25.npz", "wb") as f:
         np.savez(f, **arrays)
-    index = retrieval.LexicalIndex.load(folder, gen)
+    index = LexicalIndex.load(folder, gen)
     assert index is not None and index.scores("TabPFN").max() > 0
     assert not marker.exists()
 

@@ -162,13 +162,13 @@ def bench_size(size: int, work: Path, settings: Settings, reps: tuple[int, int],
     log(f"[{size}] cold search median {result.cold_median_s:.2f}s over {cold_reps} (CPU {statistics.median(result.cold_search_cpu_s):.2f}s)")
 
     from rag.pipeline import Rag
-    from rag.retrieval import LexicalIndex
+    from rag.index import LexicalIndex, cache_folder
 
     rag = Rag(Settings.load(data_dir=data, models_dir=settings.models_dir))
     gen = rag.store.generation()
     for _ in range(3):
         t = time.perf_counter()
-        LexicalIndex.load(data / "lexical", gen)
+        LexicalIndex.load(cache_folder(rag.store), gen)
         result.lexical_load_s = min(result.lexical_load_s or 1e9, time.perf_counter() - t)
     rag.search(SEARCH_QUERIES[0], k=5)  # warm-up: embedder, store, BM25 index
     for _ in range(warm_reps):
