@@ -100,7 +100,7 @@ class LexicalIndex:
         records = json.dumps(
             {"generation": generation, "records": [[r.chunk_id, r.paper_id, r.title, list(r.authors), r.text, r.page] for r in self.records]}
         )
-        _write_atomic(folder / self.RECORDS, records.encode())
+        write_atomic(folder / self.RECORDS, records.encode())
         self._save_index(folder, generation)
         self._drop_old_pickle(folder)
 
@@ -129,7 +129,7 @@ class LexicalIndex:
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        _write_atomic(folder / self.INDEX, buffer.getvalue())
+        write_atomic(folder / self.INDEX, buffer.getvalue())
 
     @classmethod
     def load(cls, folder: Path, generation: int, save: bool = True) -> "LexicalIndex | None":
@@ -271,7 +271,7 @@ def _stamp(records: Path, generation: int) -> dict | None:
     }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import SEED_PAPERS, FakeEmbedder
-from rag import retrieval
+from rag import index as lexical_cache
 from rag.index import LexicalIndex
 from rag.papers import paper_id_for
 from rag.pipeline import Rag
@@ -197,7 +197,7 @@ def test_search_works_when_the_cache_cannot_be_written(fake_seeded, monkeypatch)
     def read_only(path, data):
         raise PermissionError(13, "Read-only file system", str(path))
 
-    monkeypatch.setattr(retrieval, "_write_atomic", read_only)
+    monkeypatch.setattr(lexical_cache, "write_atomic", read_only)
     fresh = Rag(Settings.load(data_dir=fake_seeded.settings.data_dir), embedder=FakeEmbedder())
     assert fresh.search("TabPFN tabular", k=1)[0].title.startswith("TabPFN")
     assert not (folder / "bm25.npz").exists()
@@ -205,7 +205,7 @@ def test_search_works_when_the_cache_cannot_be_written(fake_seeded, monkeypatch)
     monkeypatch.undo()
     LexicalIndex(fake_seeded.store.all_chunks()).save(folder, fake_seeded.store.generation())
     (folder / "bm25.npz").unlink()
-    monkeypatch.setattr(retrieval, "_write_atomic", read_only)
+    monkeypatch.setattr(lexical_cache, "write_atomic", read_only)
     assert LexicalIndex.load(folder, fake_seeded.store.generation()) is not None
 
 

@@ -40,9 +40,10 @@ TESTS_DIR = Path(__file__).parent
 
 
 def cli_run(monkeypatch, *args: str):
-    """The CLI in this process, with the fake embedder (vectors of the same size as the real one's)."""
-    monkeypatch.setattr(cli, "_rag", lambda **kw: Rag(Settings.load(**kw), embedder=FakeEmbedder()))
-    return CliRunner().invoke(cli.app, list(args))
+    """The CLI in this process, with the fake embedder (vectors of the same size as the real one's)
+    handed in through the Typer context."""
+    factory = lambda **kw: Rag(Settings.load(**kw), embedder=FakeEmbedder())  # noqa: E731
+    return CliRunner().invoke(cli.app, list(args), obj=factory)
 
 
 _RUNNER = textwrap.dedent(
@@ -53,8 +54,7 @@ _RUNNER = textwrap.dedent(
     from rag import cli
     from rag.pipeline import Rag
     from rag.settings import Settings
-    cli._rag = lambda **kw: Rag(Settings.load(**kw), embedder=FakeEmbedder())
-    cli.app(sys.argv[1:])
+    cli.app(sys.argv[1:], obj=lambda **kw: Rag(Settings.load(**kw), embedder=FakeEmbedder()))
     """
 )
 
