@@ -9,6 +9,7 @@ both, because a line's role follows from what it looks like and what came before
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import stat
 from dataclasses import dataclass
@@ -206,13 +207,17 @@ def read_file(path: Path) -> SourceFile:
     if not data.strip():
         raise InputError(f"{path}: the file is empty")
     kind = readers.detect_format(data, path.suffix.lower())
+    if kind == "gzip":  # corpus.jsonl.gz: read as what it holds
+        data = _gunzip(data, path)
+        kind = readers.detect_format(data, Path(path.stem).suffix.lower())
     if kind == "pdf":
         return SourceFile(path=source, file_hash=file_hash(data), papers=(readers.read_pdf(data, source, str(path)),))
     text = decode_text(data, str(path))
     if not text.strip():
         raise InputError(f"{path}: the file is empty")
-    if kind == "bibtex":
-        bib = readers.read_bibtex(text, source, str(path))
+    if kind in ("bibtex", "jsonl"):
+        read = readers.read_bibtex if kind == "bibtex" else readers.read_jsonl
+        bib = read(text, source, str(path))
         return SourceFile(source, file_hash(data), tuple(merge_papers(bib.papers)), tuple(bib.problems))
     markdown = path.suffix.lower() in {".md", ".markdown"} or re.search(r"(?m)^#{1,6}\s", text)
     if not markdown and looks_like_listing(text):
@@ -220,6 +225,21 @@ def read_file(path: Path) -> SourceFile:
     else:
         papers = [parse_document(text, source)]
     return SourceFile(path=source, file_hash=file_hash(data), papers=tuple(papers))
+
+
+def _gunzip(data: bytes, path: Path) -> bytes:
+    """The file's content, held to the same size limit as any file."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+            out = gz.read(MAX_FILE_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: a damaged gzip file ({exc.__class__.__name__})") from None
+    if len(out) > MAX_FILE_BYTES:
+        raise InputError(f"{path}: file too large once unpacked (limit {MAX_FILE_BYTES / 2**20:.0f} MB)")
+    return out
 
 
 def discover(paths: list[Path]) -> list[Path]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import json
 import re
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from rag.papers import clean_text, looks_like_author, paper_id_for
 from rag.types import Block, Paper
 
 PDF_MAGIC = b"%PDF-"
+GZIP_MAGIC = b"\x1f\x8b"
 _BIB_ENTRY = re.compile(r"(?m)^\s*@\s*[A-Za-z]+\s*[{(]")
 _HEADING = re.compile(r"^(?:(?:\d+(?:\.\d+)*\.?|[IVX]+\.)\s+)?([A-Z][A-Za-z][A-Za-z \-&:,]{1,60})$")
 _KNOWN_SECTIONS = {
@@ -37,12 +39,27 @@ def detect_format(data: bytes, suffix: str) -> str:
         return "pdf"
     if suffix == ".pdf":
         return "pdf"
+    if data[:2] == GZIP_MAGIC:
+        return "gzip"
     if suffix in (".bib", ".bibtex"):
         return "bibtex"
     head = data[:4096].decode("utf-8", errors="replace")
+    if suffix == ".jsonl" or _looks_like_jsonl(head):
+        return "jsonl"
     if _BIB_ENTRY.search(head) and head.lstrip().startswith(("@", "%")):
         return "bibtex"
     return "text"
+
+
+def _looks_like_jsonl(head: str) -> bool:
+    """A JSON object a line whose first line has a title: a corpus dump such as BEIR's corpus.jsonl."""
+    first = head.lstrip().split("\n", 1)[0].strip()
+    if not first.startswith("{"):
+        return False
+    try:
+        return isinstance(obj := json.loads(first), dict) and bool(obj.get("title"))
+    except ValueError:
+        return False
 
 
 # --- PDF ---------------------------------------------------------------------------------------
@@ -253,3 +270,39 @@ def _bib_name(name: str) -> str:
         last, _, first = name.partition(",")
         name = f"{first.strip()} {last.strip()}".strip()
     return name
+
+
+# --- JSON lines ----------------------------------------------------------------------------------
+
+
+def read_jsonl(text: str, source: str, name: str) -> BibResult:
+    """One paper per line of a JSON-lines corpus (BEIR's corpus.jsonl, an export of a reference
+    manager): `title`, and the abstract as `abstract` or `text`; `authors` (a list or one string),
+    `year` and `venue`/`journal` when present. A line that is not such an object is reported and
+    skipped, like a broken BibTeX entry."""
+    papers: list[Paper] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            problems.append(f"{name}: line {number} is not JSON; skipped")
+            continue
+        title = clean_text(str(obj.get("title") or "")) if isinstance(obj, dict) else ""
+        if not title:
+            problems.append(f"{name}: line {number} has no title; skipped")
+            continue
+        authors = obj.get("authors") or obj.get("author") or ()
+        if isinstance(authors, str):
+            authors = re.split(r"\s*;\s*|\s+and\s+", authors)
+        papers.append(
+            Paper(
+                paper_id=paper_id_for(title), title=title,
+                authors=tuple(clean_text(str(a)) for a in authors if str(a).strip()),
+                abstract=clean_text(str(obj.get("abstract") or obj.get("text") or "")), source=source,
+                year=_first_year(str(obj.get("year") or "")), venue=clean_text(str(obj.get("venue") or obj.get("journal") or "")),
+            )
+        )
+    return BibResult(papers, problems)

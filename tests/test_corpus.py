@@ -10,6 +10,7 @@ from conftest import SEED_FILES, SEED_PAPERS, SEEDS_DIR
 from rag import corpus
 from rag.papers import paper_id_for
 from rag.errors import InputError
+from rag.settings import PROJECT_ROOT
 
 FIRST = next(f for f in SEED_FILES if f.name.startswith("000_"))  # "title / authors / abstract" records
 SECOND = next(f for f in SEED_FILES if f.name.startswith("003_"))  # blank-line pairs under page chrome
@@ -261,3 +262,53 @@ def test_same_file_given_twice_is_read_once(tmp_path):
     f = tmp_path / "a.md"
     f.write_text("# Alpha Paper\n\nAlpha body.\n", encoding="utf-8")
     assert len(corpus.load([f, tmp_path / "." / "a.md", tmp_path])) == 1
+
+
+# --- JSON lines corpora (BEIR's corpus.jsonl, reference-manager exports) ----------------------------
+
+JSONL = "\n".join([
+    '{"_id": "1", "title": "Zorblax Crystal Resonance", "text": "Zorblax crystals resonate at 7.5 kHz when cooled."}',
+    '{"title": "Quantum Gravel Sorting", "abstract": "Gravel sorts itself.", "authors": ["Ada Stone", "Bo Reed"], "year": 2021, "journal": "J. Gravel"}',
+    '{"title": "Strings of Authors", "text": "One string.", "authors": "Ada Stone and Bo Reed"}',
+    "not json at all",
+    '{"text": "no title here"}',
+    "",
+])
+
+
+def test_a_jsonl_corpus_is_one_paper_a_line_and_bad_lines_are_named(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(JSONL)
+    f = corpus.read_file(path)
+    by_title = {p.title: p for p in f.papers}
+    assert set(by_title) == {"Zorblax Crystal Resonance", "Quantum Gravel Sorting", "Strings of Authors"}
+    assert by_title["Zorblax Crystal Resonance"].abstract.startswith("Zorblax crystals resonate")
+    gravel = by_title["Quantum Gravel Sorting"]
+    assert (gravel.authors, gravel.year, gravel.venue, gravel.kind) == (("Ada Stone", "Bo Reed"), 2021, "J. Gravel", "record")
+    assert by_title["Strings of Authors"].authors == ("Ada Stone", "Bo Reed")
+    assert [p.split(": ", 1)[1] for p in f.problems] == ["line 4 is not JSON; skipped", "line 5 has no title; skipped"]
+
+
+def test_a_gzipped_jsonl_corpus_is_read_and_told_by_its_content(tmp_path):
+    import gzip
+
+    packed = tmp_path / "corpus.jsonl.gz"
+    packed.write_bytes(gzip.compress(JSONL.encode()))
+    unnamed = tmp_path / "dump"  # no suffix at all: the content says what it is
+    unnamed.write_text(JSONL)
+    assert len(corpus.read_file(packed).papers) == len(corpus.read_file(unnamed).papers) == 3
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(gzip.compress(JSONL.encode())[:30])
+    with pytest.raises(InputError, match="damaged gzip"):
+        corpus.read_file(broken)
+
+
+SCIFACT = PROJECT_ROOT.parent / "shared" / "corpora" / "scifact" / "corpus.jsonl.gz"
+
+
+@pytest.mark.skipif(not SCIFACT.exists(), reason=f"the shared SciFact corpus is not at {SCIFACT}")
+def test_the_real_scifact_corpus_reads_in_one_file():
+    f = corpus.read_file(SCIFACT)
+    assert not f.problems
+    assert len(f.papers) == 5180  # 5,183 abstracts, three titles twice: one paper a title
+    assert all(p.title and p.abstract for p in f.papers)
