@@ -1,5 +1,5 @@
 """Files -> Papers. Reads scraped paper listings and plain text/Markdown documents here, PDF and
-BibTeX through rag/readers.py; the format is told from the content first, the file name second.
+BibTeX through rag/pdf.py and rag/readers.py; the format is told from the content first, the file name second.
 
 Listings come in two shapes (see seeds/): "title, author lines, abstract" records one line each, and
 blank-line separated "title / abstract" pairs under some page chrome. One small state machine reads
@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag import readers
+from rag import pdf, readers
 from rag.errors import InputError
 from rag.papers import clean_text, looks_like_author, merge_papers, paper_id_for
 from rag.types import Block, Paper
@@ -211,7 +211,7 @@ def read_file(path: Path) -> SourceFile:
         data = _gunzip(data, path)
         kind = readers.detect_format(data, Path(path.stem).suffix.lower())
     if kind == "pdf":
-        return SourceFile(path=source, file_hash=file_hash(data), papers=(readers.read_pdf(data, source, str(path)),))
+        return SourceFile(path=source, file_hash=file_hash(data), papers=(pdf.read_pdf(data, source, str(path)),))
     text = decode_text(data, str(path))
     if not text.strip():
         raise InputError(f"{path}: the file is empty")

@@ -15,7 +15,7 @@ RAG = Path(__file__).resolve().parent.parent / "rag"
 # Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS = [
     {"errors", "types", "text", "stats", "prompts", "safe_text"},  # the standard library only
-    {"settings", "models", "filters", "papers", "readers", "chunking", "citations", "generation", "progress", "render", "health"},
+    {"settings", "models", "filters", "papers", "readers", "pdf", "chunking", "citations", "generation", "progress", "render", "health"},
     {"schema", "store_errors"},
     {"corpus", "embedding", "store", "evidence"},
     {"index", "retrieval"},
