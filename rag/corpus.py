@@ -163,6 +163,9 @@ class SourceFile:
     file_hash: str
     papers: tuple[Paper, ...]
     problems: tuple[str, ...] = ()  # parts of the file that were skipped (a broken BibTeX entry)
+    # Read whole, but something was guessed (a PDF titled from its file name): warned about like a
+    # problem, yet unlike one it does not keep the papers the file held before (ingest.Seen.read_whole).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,8 @@ def read_file(path: Path) -> SourceFile:
         data = _gunzip(data, path)
         kind = readers.detect_format(data, Path(path.stem).suffix.lower())
     if kind == "pdf":
-        return SourceFile(path=source, file_hash=file_hash(data), papers=(pdf.read_pdf(data, source, str(path)),))
+        read = pdf.read_pdf(data, source, str(path))
+        return SourceFile(path=source, file_hash=file_hash(data), papers=(read.paper,), warnings=read.warnings)
     text = decode_text(data, str(path))
     if not text.strip():
         raise InputError(f"{path}: the file is empty")
@@ -274,5 +278,5 @@ def load_batch(paths: list[Path]) -> Batch:
             batch.skipped.append(Skipped(str(path), reason[len(prefix):] if reason.startswith(prefix) else reason))
             continue
         batch.files.append(f)
-        batch.skipped.extend(Skipped(str(path), p, whole_file=False) for p in f.problems)
+        batch.skipped.extend(Skipped(str(path), p, whole_file=False) for p in f.problems + f.warnings)
     return batch

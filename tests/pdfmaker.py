@@ -6,8 +6,9 @@ from pathlib import Path
 
 
 def make_pdf(path: Path, pages: list[list[str]], title: str | None = None, author: str | None = None, year: int | None = None) -> Path:
-    """Each page is a list of lines: a line starting with '## ' is a section heading, '' a paragraph
-    break, anything else body text (wrapped to the page width)."""
+    """Each page is a list of lines: a line starting with '# ' is set as a title (20 pt bold,
+    wrapped: a long one takes two lines), '~ ' as a small header (8 pt italic), '## ' as a section
+    heading, '' is a paragraph break, anything else body text (wrapped to the page width)."""
     import datetime
 
     from fpdf import FPDF
@@ -22,7 +23,13 @@ def make_pdf(path: Path, pages: list[list[str]], title: str | None = None, autho
     for lines in pages:
         pdf.add_page()
         for line in lines:
-            if line.startswith("## "):
+            if line.startswith("# "):
+                pdf.set_font("Helvetica", "B", 20)
+                pdf.multi_cell(0, 9, line[2:], new_x="LMARGIN", new_y="NEXT")
+            elif line.startswith("~ "):
+                pdf.set_font("Helvetica", "I", 8)
+                pdf.multi_cell(0, 4, line[2:], new_x="LMARGIN", new_y="NEXT")
+            elif line.startswith("## "):
                 pdf.set_font("Helvetica", "B", 13)
                 pdf.multi_cell(0, 8, line[3:], new_x="LMARGIN", new_y="NEXT")
             elif not line:

@@ -1,0 +1,129 @@
+"""PDF titles from the first page's layout: the largest text near the top, joined across its lines,
+never a venue header, a running header or an author line; checked against the metadata title; a
+page with no title is titled from its file name, with a warning. Unit tests on PDFs written by
+tests/pdfmaker.py, and the ten real papers in ../shared/corpora/pdfs when that folder is there."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import FakeEmbedder, FakeGenerator, RagRunner
+from pdfmaker import LOREM, make_pdf
+from rag import cli, corpus
+from rag.pipeline import Rag
+from rag.settings import PROJECT_ROOT, Settings
+
+LONG_TITLE = "Learned Routers Keep Sparse Mixtures of Experts Balanced Across Three Model Sizes and Two Datasets"
+AUTHORS = "Ada Lovelace, Alan Turing"
+
+
+def first_page(*top: str) -> list[list[str]]:
+    return [[*top, AUTHORS, "", "## Abstract", LOREM, "", "## 1 Introduction", LOREM], ["## 2 Method", LOREM, LOREM]]
+
+
+def read(path: Path) -> corpus.SourceFile:
+    return corpus.read_file(path)
+
+
+def test_a_title_over_two_lines_is_joined(tmp_path):
+    f = read(make_pdf(tmp_path / "p.pdf", first_page(f"# {LONG_TITLE}")))
+    assert f.papers[0].title == LONG_TITLE and not f.warnings
+
+
+@pytest.mark.parametrize("header", [
+    "~ Proceedings of the 3rd Workshop on Imaginary Learning, pages 12-20, Dublin, May 2022",
+    "# Proceedings of Imaginary ML 2022",  # as large as the title
+])
+def test_a_venue_header_above_the_title_is_not_the_title(tmp_path, header):
+    f = read(make_pdf(tmp_path / "p.pdf", first_page(header, f"# {LONG_TITLE}")))
+    assert f.papers[0].title == LONG_TITLE
+
+
+def test_a_running_header_set_large_is_not_the_title(tmp_path):
+    pages = first_page("# Notes on Sparse Models", "# Quokka Routing")
+    pages[1].insert(0, "# Notes on Sparse Models")
+    f = read(make_pdf(tmp_path / "p.pdf", pages))
+    assert f.papers[0].title == "Quokka Routing"
+
+
+def test_a_page_without_a_title_is_titled_from_the_file_name_with_a_warning(tmp_path):
+    table = ["Field Task Dataset Frozen Finetune", "NER BC5CDR 88.85 90.01", "REL ChemProt 76.68 83.64", "",
+             "Table 2: Results on all tasks. " + LOREM, "## 4.2 Computer Science", LOREM]
+    path = make_pdf(tmp_path / "1903.10676.pdf", [table])
+    f = read(path)
+    assert f.papers[0].title == "1903.10676" and f.papers[0].authors == () and f.papers[0].blocks
+    assert len(f.warnings) == 1 and "from the file name" in f.warnings[0]
+    batch = corpus.load_batch([tmp_path])
+    assert len(batch.files) == 1 and [s.whole_file for s in batch.skipped] == [False]
+    assert batch.skipped[0].line() == f"{path}: {f.warnings[0]}"
+
+
+def test_ingest_warns_about_a_pdf_titled_from_its_file_name_and_exits_1(tmp_path):
+    make_pdf(tmp_path / "excerpt.pdf", [["Quokka routing numbers 17.2 and 1.25 on the wiki benchmark.", LOREM]])
+    runner = RagRunner()
+    runner.factory = lambda **kw: Rag(Settings.load(**kw), embedder=FakeEmbedder(), generator=FakeGenerator())
+    result = runner.invoke(cli.app, ["ingest", str(tmp_path)])
+    assert result.exit_code == 1 and "warning:" in result.stderr and "'excerpt' from the file name" in result.stderr
+    assert "excerpt" in runner.invoke(cli.app, ["papers"]).stdout
+
+
+def test_the_metadata_title_wins_only_when_the_page_prints_it(tmp_path):
+    printed = read(make_pdf(tmp_path / "a.pdf", first_page("# Quokka Routing:  a Study"), title="Quokka Routing: A Study"))
+    assert printed.papers[0].title == "Quokka Routing: A Study"  # the author's spelling and spacing
+    draft = read(make_pdf(tmp_path / "b.pdf", first_page("# Quokka Routing: A Study"), title="Draft Version Three Final"))
+    assert draft.papers[0].title == "Quokka Routing: A Study"
+    word = read(make_pdf(tmp_path / "c.pdf", first_page("# Quokka Routing: A Study"), title="Microsoft Word - quokka.docx"))
+    assert word.papers[0].title == "Quokka Routing: A Study"
+    cut = read(make_pdf(tmp_path / "d.pdf", first_page(f"# {LONG_TITLE}"), title=LONG_TITLE[:40]))
+    assert cut.papers[0].title == LONG_TITLE
+
+
+# --- the real papers ----------------------------------------------------------------------------
+
+PDFS = PROJECT_ROOT.parent / "shared" / "corpora" / "pdfs"
+# Read off each PDF's first page (its largest text), not from any output of this code.
+REAL_TITLES = {
+    "2020.acl-main.447.pdf": "S2ORC: The Semantic Scholar Open Research Corpus",
+    "2023.eacl-main.121.pdf": "LongEval: Guidelines for Human Evaluation of Faithfulness in Long-form Summarization",
+    "2203.00130v1.pdf": "Paper Plain: Making Medical Research Papers Approachable to Healthcare Consumers with Natural Language Processing",
+    "2206.10883v3.pdf": "Multi-LexSum: Real-World Summaries of Civil Rights Lawsuits at Multiple Granularities",
+    "2302.07302v1.pdf": "CiteSee: Augmenting Citations in Scientific Papers with Persistent and Personalized Historical Context",
+    "2304.02623v1.pdf": "Beyond Summarization: Designing AI Support for Real-World Expository Writing Tasks",
+    "molecular-prediction-explanations.pdf": "A Perspective on Explanations of Molecular Prediction Models",
+    "papermage.pdf": "PaperMage: A Unified Toolkit for Processing, Representing, and Manipulating Visually-Rich Scientific Documents",
+    "pasa.pdf": "PaSa: An LLM Agent for Comprehensive Academic Paper Search",
+}
+real = pytest.mark.skipif(not PDFS.is_dir(), reason=f"the shared real-paper PDFs are not at {PDFS}")
+
+
+def _same(title: str) -> str:
+    return re.sub(r"\s+", "", title).lower()
+
+
+@real
+@pytest.mark.parametrize("name", sorted(REAL_TITLES))
+def test_real_papers_get_their_printed_title(name):
+    f = read(PDFS / name)
+    assert _same(f.papers[0].title) == _same(REAL_TITLES[name]) and not f.warnings
+
+
+@real
+def test_a_real_one_page_excerpt_is_titled_from_its_file_name_with_a_warning():
+    f = read(PDFS / "1903.10676.pdf")
+    assert f.papers[0].title == "1903.10676" and len(f.warnings) == 1
+
+
+def test_a_pdf_titled_from_its_file_name_replaces_what_the_file_held(tmp_path):
+    """The warning is a guess about a file read whole, not a part of it skipped: re-ingest replaces
+    the paper the file held before (a title from an older version of this reader) as usual."""
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    make_pdf(folder / "excerpt.pdf", first_page("# Quokka Routing: A Study"))
+    rag = Rag(Settings.load(), embedder=FakeEmbedder(), generator=FakeGenerator())
+    rag.ingest([folder])
+    make_pdf(folder / "excerpt.pdf", [["Quokka routing numbers 17.2 and 1.25 on the wiki benchmark.", LOREM]])
+    report = rag.ingest([folder])
+    assert len(report.skipped) == 1 and [p.title for p in rag.papers()] == ["excerpt"]
