@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag import corpus  # noqa: E402
+from rag.errors import InputError  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
@@ -26,10 +27,14 @@ def main(argv: list[str]) -> None:
     rows = []
     for path in corpus.discover(paths):
         times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            read = corpus.read_file(path)
-            times.append(time.perf_counter() - start)
+        try:
+            for _ in range(3):
+                start = time.perf_counter()
+                read = corpus.read_file(path)
+                times.append(time.perf_counter() - start)
+        except InputError as exc:
+            print(f"{'':8}  {path.name:40} not read: {exc}")
+            continue
         (paper,) = read.papers
         rows.append({"file": path.name, "title": paper.title, "warnings": list(read.problems + read.warnings), "seconds": statistics.median(times)})
         print(f"{statistics.median(times):6.2f} s  {path.name:40} {paper.title}" + "".join(f"\n{'':50}warning: {p}" for p in read.problems + read.warnings))

@@ -49,6 +49,12 @@ def test_a_running_header_set_large_is_not_the_title(tmp_path):
     assert f.papers[0].title == "Quokka Routing"
 
 
+def test_a_title_repeated_in_the_next_pages_headers_is_still_the_title(tmp_path):
+    pages = first_page("~ Preprint. Under review.", "", "", "", "# Quokka Routing: A Study")  # below the top margin
+    pages[1].insert(0, "~ Quokka Routing: A Study")
+    assert read(make_pdf(tmp_path / "p.pdf", pages)).papers[0].title == "Quokka Routing: A Study"
+
+
 def test_a_page_without_a_title_is_titled_from_the_file_name_with_a_warning(tmp_path):
     table = ["Field Task Dataset Frozen Finetune", "NER BC5CDR 88.85 90.01", "REL ChemProt 76.68 83.64", "",
              "Table 2: Results on all tasks. " + LOREM, "## 4.2 Computer Science", LOREM]
