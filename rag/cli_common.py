@@ -95,8 +95,9 @@ def print_answer(answer, streamed: bool, quotes: bool = False) -> None:
     typer.echo("\n" if streamed else "")
     for line in render.sources_lines(answer, quotes):
         typer.echo(line)
-    if render.coverage_line(answer):
-        typer.echo(render.coverage_line(answer))
+    coverage = render.coverage_line(answer)
+    if coverage:
+        typer.echo(coverage)
 
 
 def stream(enabled: bool):
