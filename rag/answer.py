@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rag import citations, evidence, prompts
+from rag import citations, evidence, judge as judging, prompts
 from rag.embedding import Embedder
 from rag.errors import InputError
 from rag.generation import Generator, OnToken
+from rag.judge import Judge
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import Store
@@ -25,6 +26,7 @@ from rag.text import cited_numbers
 from rag.types import Answer, CheckedSentence, Source, Timings
 
 CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
+JUDGED_PAPERS = 2  # a yes/no question is decided by the best two papers; lower ones are rarely about it
 MAX_QUESTION_CHARS = 2000  # a question or summary topic; sources need the rest of the context window
 
 
@@ -36,6 +38,7 @@ class Parts(Protocol):
     retriever: Retriever
     embedder: Embedder
     generator: Generator
+    judge: Judge | None
 
     def model_name(self) -> str: ...
 
@@ -101,7 +104,45 @@ def ask(parts: Parts, question: str, k: int | None, on_token: OnToken | None, pa
         sources += relevant(candidates[1:], later)[: mode.k - 1]
     run.timings.retrieve_s = run.lap()
     run.relevant = max(len(passing), len(sources))
+    if sources and asks_yes_no(question) and parts.judge is not None:
+        return _answer_yes_no(parts, run, mode, sources)
     return _respond(parts, run, mode, sources)
+
+
+def _answer_yes_no(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answer:
+    """The direction first, decided by the judge paper by paper in rank order (the first paper
+    that says yes or no decides), then the model's account of what that paper found. No paper
+    deciding it is an answer too: the papers do not settle the question, and nothing is made up."""
+    sources = fit_budget(_with_full_text(parts.store, sources), parts.settings.context_tokens)
+    for n, source in enumerate(sources[:JUDGED_PAPERS], 1):
+        verdict = parts.judge.judge(run.question, source)
+        if verdict != judging.NOT_SETTLED:
+            break
+    else:
+        closest = f'{prompts.NOT_SETTLED} The closest passage, in "{sources[0].title.strip()}": "{citations.best_quote(run.question, sources[0].text)}"'
+        if run.on_token:
+            run.on_token(closest)
+        run.timings.total_s = run.lap()
+        return Answer(run.question, closest, True, [], sources, parts.model_name(), run.timings, relevant_papers=run.relevant, verdict=judging.NOT_SETTLED)
+    lead = "Yes: " if verdict == judging.YES else "No: "
+    if run.on_token:
+        run.on_token(lead)
+    sources = [sources[n - 1]]  # only the deciding paper is given to the model, and cited
+    template = prompts.EXPLAIN_YES if verdict == judging.YES else prompts.EXPLAIN_NO
+    user = template.format(question=run.question, sources=prompts.format_source(1, sources[0].title, sources[0].authors, sources[0].text))
+    checker, _ = _checked_generation(parts, run, user, sources, mode.max_tokens, run.on_token)
+    text, checked = checker.text, list(checker.sentences)
+    if not checker.kept:
+        # The model's account did not hold up: the deciding paper's own words instead.
+        quote = citations.best_quote(run.question, sources[0].text)
+        added = f'"{sources[0].title.strip()}" reports: "{quote}" [1]'
+        checked.append(CheckedSentence(added, (1,), 1.0, True, quote))
+        text = added
+        if run.on_token:
+            run.on_token(added)
+    answer = _answer_from(parts, run, lead + text, sources, checked, abstained=False)
+    answer.verdict = verdict
+    return answer
 
 
 def summarize(parts: Parts, topic: str, k: int | None, on_token: OnToken | None, paper_ids: set[str] | None) -> Answer:
@@ -210,6 +251,19 @@ _LIST_QUESTION = re.compile(
     r"\b(?:which|what|list|name)\s+(?:\w+\s+)?(?:papers|studies|works|articles|methods|approaches)\b|\bpapers\s+(?:that|which)\b",
     re.IGNORECASE,
 )
+
+
+_YES_NO = re.compile(
+    r"^\s*(?:is it (?:true|the case|correct|so) that|(?:is|are|was|were|does|do|did|can|could|has|have|had|will|would|should|may|might)\b)",
+    re.IGNORECASE,
+)
+_ASKS_FOR_PAPERS = re.compile(r"^\s*(?:are there|is there|(?:do|does|did|are|is|has|have)\s+(?:any|some|other|more|the)\s+(?:\w+\s+)?(?:papers?|studies|works|articles))\b", re.I)
+
+
+def asks_yes_no(question: str) -> bool:
+    """'Is it true that ...?', 'Does X cause Y?': a question the papers answer with a direction.
+    'Are there papers on X?' and 'Which papers ...' ask for papers instead."""
+    return bool(_YES_NO.match(question)) and not _ASKS_FOR_PAPERS.match(question) and not asks_for_list(question)
 
 
 def asks_for_list(question: str) -> bool:

@@ -19,22 +19,34 @@ def evaluate(
     questions: Optional[Path] = typer.Argument(None, help="JSON lines: question, gold_titles, answer_facts, kind.", show_default=False),
     no_llm: bool = typer.Option(False, "--no-llm", help="Retrieval metrics only (no model, fast)."),
     synthetic: int = typer.Option(0, "--synthetic", min=0, help="Instead of a file: N questions made from the indexed papers (retrieval only)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="For a claims file: the JSON-lines corpus its paper ids refer to.", show_default=False),
+    per_label: int = typer.Option(0, "--per-label", min=0, help="For a claims file: N claims of each label, spread over the file (0: all)."),
     model: Optional[str] = ModelOpt,
     data_dir: Optional[Path] = DataDir,
     chroma_url: Optional[str] = ChromaOpt,
     llm_url: Optional[str] = LlmOpt,
     as_json: bool = JsonOpt,
 ):
-    """Measure retrieval (BM25, dense, hybrid side by side) and answer quality on a question set.
+    """Measure retrieval (BM25, dense, hybrid side by side) and answer quality on a question set,
+    or the direction of answers on a claims file (SciFact's claims_test_labels.jsonl shape).
 
-    Example: rag eval questions.jsonl --no-llm   (or: rag eval --synthetic 50)
+    Example: rag eval questions.jsonl --no-llm   (or: rag eval --synthetic 50;
+    rag eval claims_test_labels.jsonl --corpus corpus.jsonl.gz --per-label 20)
     """
-    from rag import evaluation
+    from rag import claims, evaluation
     from rag.errors import InputError
     from rag.progress import bar
 
     with errors():
         rag = rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)
+        if questions is not None and claims.is_claims_file(questions):
+            from rag.corpus import corpus_titles
+
+            items = claims.load_claims(questions, corpus_titles(corpus) if corpus else {}, per_label)
+            with bar("asking", "claims", disable=as_json) as progress:
+                result = claims.evaluate_claims(rag.ask, items, progress)
+            print_json(result.to_json()) if as_json else echo(claims.render(result))
+            return
         if synthetic:
             items, no_llm = evaluation.synthetic_questions(rag, synthetic), True
         elif questions is None:

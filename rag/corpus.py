@@ -280,3 +280,17 @@ def load_batch(paths: list[Path]) -> Batch:
         batch.files.append(f)
         batch.skipped.extend(Skipped(str(path), p, whole_file=False) for p in f.problems + f.warnings)
     return batch
+
+
+def corpus_titles(path: Path) -> dict[str, str]:
+    """A JSON-lines corpus's ids and titles (plain or .gz), as ingest stores the titles."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the corpus ({exc.strerror or exc.__class__.__name__})") from None
+    if readers.detect_format(data, path.suffix.lower()) == "gzip":
+        data = _gunzip(data, path)
+    titles = readers.jsonl_titles(decode_text(data, str(path)))
+    if not titles:
+        raise InputError(f"{path}: no JSON lines with an `_id` and a `title`; the claims' papers cannot be named")
+    return titles

@@ -139,6 +139,31 @@ class LlamaCppGenerator:
         return out.result(prompt_tokens=max(llm.n_tokens - len(out.pieces), 0))
 
 
+    def choose(self, messages: list[dict], options: list[str]) -> list[float]:
+        """Log-probability of each option (its first token) as the reply's first token: a
+        judgement in one token that the caller can calibrate. Reading the prompt is the cost; a
+        prefix the model has just read is reused."""
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
+        llm = self.load()
+        self._check_fits(llm, messages)
+        ids = [llm.tokenize(option.encode("utf-8"), add_bos=False, special=False)[0] for option in options]
+        seen: list[list[float]] = []
+
+        def capture(_input_ids, scores):
+            logits = np.asarray(scores, dtype=np.float64)
+            top = logits.max()
+            norm = top + np.log(np.exp(logits - top).sum())
+            seen.append([float(logits[i] - norm) for i in ids])
+            return scores
+
+        llm.create_chat_completion(messages=messages, max_tokens=1, logits_processor=LogitsProcessorList([capture]), **SAMPLING)
+        if not seen:
+            raise ModelError("the model returned no judgement")
+        return seen[0]
+
+
 class RemoteGenerator:
     """Any OpenAI-compatible server (llama-cpp-python's `llama_cpp.server`, llama.cpp's
     `llama-server`, vLLM) at `base_url` (ending in /v1). Streaming, citations and abstention go

@@ -12,6 +12,7 @@ from rag.filters import Filters
 from rag.generation import Generator, OnToken
 from rag.doctor import Check
 from rag.ingest import Progress, Removal
+from rag.judge import Judge
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import Store
@@ -30,12 +31,15 @@ class Rag:
         embedder: Embedder | None = None,
         generator: Generator | None = None,
         store: Store | None = None,
+        judge: Judge | None = None,
     ):
         self.settings = settings or Settings.load()
         self.store = store or Store(self.settings.data_dir, self.settings.collection, url=self.settings.chroma_url or None)
         self._embedder = embedder
         self._generator = generator
         self._retriever: Retriever | None = None
+        self._judge = judge
+        self._judge_built = judge is not None
 
     # --- parts, created lazily -------------------------------------------------------------
 
@@ -54,6 +58,15 @@ class Rag:
 
             self._generator = build_generator(self.settings)
         return self._generator
+
+    @property
+    def judge(self) -> Judge | None:
+        """Who decides a yes/no question's direction (None: `judge = off`)."""
+        if not self._judge_built:
+            from rag.judge import build_judge
+
+            self._judge, self._judge_built = build_judge(self.settings, self.generator), True
+        return self._judge
 
     @property
     def retriever(self) -> Retriever:

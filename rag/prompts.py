@@ -85,6 +85,43 @@ square brackets exactly as they appear in the notes, and add nothing the notes d
 Answer:"""
 
 
+# The judge of a yes/no question, answered in one token whose probabilities `judge.py` calibrates
+# (on SciFact train claims). It sees the paper's sentences closest to the question, not the whole
+# abstract: with the whole abstract the 1.5B model's yes/no margins were noise.
+JUDGE = """Question: {question}
+
+Papers:
+{sources}
+
+Based only on the papers above, is the answer to the question yes or no? Reply NO if a paper reports the \
+opposite, a different result, or no effect. Reply UNCLEAR if the papers do not say. Reply with one word: YES, \
+NO, or UNCLEAR.
+
+Question: {question}
+Reply:"""
+JUDGE_OPTIONS = ("YES", "NO", "UNCLEAR")
+
+NOT_SETTLED = "The indexed papers do not settle this question."
+
+# After the judge has decided, the model only says what the deciding paper found; asked the bare
+# yes/no question, it agreed with the question whatever the paper said.
+_EXPLAIN = """Question: {question}
+
+Papers:
+{sources}
+
+"""
+EXPLAIN_YES = _EXPLAIN + """Paper [1] answers the question with yes. In one or two sentences, say what paper [1] found that \
+answers it, with the specific results (names, numbers) as the paper states them. End each sentence with [1].
+
+Answer:"""
+EXPLAIN_NO = _EXPLAIN + """Paper [1] answers the question with no: its findings differ from what the question states. In \
+one or two sentences, say what paper [1] actually found, with the specific results (names, numbers) as the paper \
+states them. Do not repeat the question's claim as true. End each sentence with [1].
+
+Answer:"""
+
+
 _TEMPLATE_TOKEN = re.compile(r"<\|im_start\|>\s*(?:system|user|assistant)?|<\|[A-Za-z_]{1,30}\|>|</?paper>|\[/?INST\]|<</?SYS>>", re.IGNORECASE)
 _INSTRUCTION = re.compile(
     r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|the\s+)?(?:previous|prior|above|earlier|preceding|your|other)"

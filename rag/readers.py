@@ -168,3 +168,19 @@ def read_jsonl(text: str, source: str, name: str) -> BibResult:
             )
         )
     return BibResult(papers, problems)
+
+
+def jsonl_titles(text: str) -> dict[str, str]:
+    """Each line's `_id` (or `id`) and its title as `read_jsonl` stores it: a claims file names its
+    evidence papers by corpus id (SciFact), the store knows them by title."""
+    titles = {}
+    for line in text.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and (key := obj.get("_id", obj.get("id"))) is not None:
+            title = clean_text(str(obj.get("title") or ""))
+            if title:
+                titles[str(key)] = title
+    return titles

@@ -48,6 +48,7 @@ class Settings:
     summary_min_relevance: float = field(default=0.25, metadata=_meta("Below this relevance a paper is left out of a summary."))
     combine_max_tokens: int = field(default=90, metadata=_meta("Longest closing overview of a summary done in groups (about two sentences)."))
     summary_relative: float = field(default=0.6, metadata=_meta("A summary also leaves out papers scoring below this share of the best paper's relevance."))
+    judge: str = field(default="model", metadata=_meta("Who decides a yes/no question's direction from the papers: model (the local model reads the paper's closest sentences) or off."))
     min_support: float = field(default=0.5, metadata=_meta("Share of a sentence's content words its cited paper must contain for the sentence to be shown."))
     dense_weight: float = field(default=0.7, metadata=_meta("Weight of embedding similarity against query-term coverage in relevance."))
     chunk_words: int = field(default=180, metadata=_meta("Longest chunk, in words, before text is split on sentences."))

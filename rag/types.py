@@ -127,6 +127,7 @@ class Answer:
     used_papers: int = 0  # how many of the given papers the answer cites
     relevant_papers: int = 0  # how many papers passed the relevance cut-off (summaries may not fit them all)
     checked: list[CheckedSentence] = field(default_factory=list)  # every sentence the model wrote, shown or not
+    verdict: str = ""  # for a yes/no question: "yes", "no" or "not settled", as the papers decide it
 
     def to_json(self) -> dict:
         return {
@@ -150,6 +151,7 @@ class Answer:
                 {"text": c.text, "citations": list(c.citations), "support": round(c.support, 3), "supported": c.supported, "quote": c.quote}
                 for c in self.checked
             ],
+            "verdict": self.verdict,
             "used_papers": self.used_papers,
             "relevant_papers": self.relevant_papers,
             "model": self.model,

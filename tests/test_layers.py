@@ -15,13 +15,13 @@ RAG = Path(__file__).resolve().parent.parent / "rag"
 # Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS = [
     {"errors", "types", "text", "stats", "prompts", "safe_text"},  # the standard library only
-    {"settings", "models", "filters", "papers", "readers", "pdf", "chunking", "citations", "generation", "progress", "render", "health"},
+    {"settings", "models", "filters", "papers", "readers", "pdf", "chunking", "citations", "generation", "judge", "progress", "render", "health"},
     {"schema", "store_errors"},
     {"corpus", "embedding", "store", "evidence"},
     {"index", "retrieval"},
     {"ingest", "answer", "doctor"},
     {"pipeline"},
-    {"evaluation", "chat", "bench", "__init__"},
+    {"evaluation", "claims", "chat", "bench", "__init__"},
     {"cli", "cli_common", "cli_tools", "__main__"},
 ]
 

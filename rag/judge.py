@@ -1,0 +1,90 @@
+"""Which way do the papers answer a yes/no question: yes, no, or not at all? The word-overlap
+sentence check cannot tell: "ALDH1 is associated with better outcomes" shares every word with a
+paper that found worse ones, and on SciFact's contradicted claims the answers said "Yes" 19 times
+in 20. One method to implement (`judge`), so the local model, a remote one and a test fake are
+interchangeable; `build_judge` picks from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from rag import prompts
+from rag.errors import InputError
+from rag.text import split_sentences, tokenize
+from rag.types import Source
+
+if TYPE_CHECKING:
+    from rag.generation import Generator
+    from rag.settings import Settings
+
+YES, NO, NOT_SETTLED = "yes", "no", "not settled"
+FOCUS_SENTENCES = 3
+
+
+class Judge(Protocol):
+    def judge(self, question: str, source: Source) -> str:
+        """YES, NO or NOT_SETTLED: how `source` answers the yes/no `question`."""
+        ...
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How far (in log-probability) a reply must lead the others to count. The model leans to
+    YES whatever the paper says, so YES needs a clear lead and the rest is 'not settled'."""
+
+    yes: float  # YES over NO
+    no: float  # NO over YES
+    unclear: float  # the winner over UNCLEAR
+
+
+CALIBRATION = Calibration(yes=0.0, no=0.0, unclear=0.0)
+
+
+def decide(scores: list[float], calibration: Calibration = CALIBRATION) -> str:
+    yes, no, unclear = scores
+    if yes - no >= calibration.yes and yes - unclear >= calibration.unclear:
+        return YES
+    if no - yes >= calibration.no and no - unclear >= calibration.unclear:
+        return NO
+    return NOT_SETTLED
+
+
+def focus(question: str, text: str, n: int = FOCUS_SENTENCES) -> str:
+    """The `n` sentences sharing the most words with the question, in the paper's order: a small
+    model judges two or three sentences far better than a whole abstract (and reads them faster)."""
+    wanted = set(tokenize(question))
+    sentences = split_sentences(text)
+    best = sorted(range(len(sentences)), key=lambda i: -len(wanted & set(tokenize(sentences[i]))))[:n]
+    return " ".join(sentences[i] for i in sorted(best))
+
+
+class ModelJudge:
+    """The answering model as judge: one token, read with its probabilities where the backend
+    gives them (the local model), else the reply's first word."""
+
+    def __init__(self, generator: "Generator", calibration: Calibration = CALIBRATION):
+        self.generator = generator
+        self.calibration = calibration
+
+    @staticmethod
+    def messages(question: str, source: Source) -> list[dict]:
+        paper = prompts.format_source(1, source.title, (), focus(question, source.text))
+        return prompts.messages(prompts.JUDGE.format(question=question, sources=paper))
+
+    def judge(self, question: str, source: Source) -> str:
+        messages = self.messages(question, source)
+        choose = getattr(self.generator, "choose", None)
+        if choose is not None:
+            return decide(choose(messages, list(prompts.JUDGE_OPTIONS)), self.calibration)
+        reply = self.generator.generate(messages, 3).text.strip().split(maxsplit=1)
+        word = reply[0].strip(".,:;!").upper() if reply else ""
+        return {"YES": YES, "NO": NO}.get(word, NOT_SETTLED)
+
+
+def build_judge(settings: "Settings", generator: "Generator") -> Judge | None:
+    if settings.judge == "off":
+        return None
+    if settings.judge == "model":
+        return ModelJudge(generator)
+    raise InputError(f"setting judge must be model or off, got {settings.judge!r} (check RAG_JUDGE)")

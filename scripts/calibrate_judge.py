@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""Calibrate the yes/no judge on SciFact's TRAIN claims (the test claims are kept for the report):
+for each claim, the local model's log-probabilities of YES / NO / UNCLEAR when it reads the claim's
+evidence abstract the way `rag ask` shows it to the judge; then every calibration on a grid, scored
+on how often a contradicted claim would be endorsed, stance accuracy and 'not settled' on claims
+the abstract does not decide. Prints the trade-off and writes it as JSON.
+
+    python scripts/calibrate_judge.py [--per-label 40] [--scores saved.json] [--out docs/judge_calibration.json]
+"""
+
+import argparse
+import gzip
+import itertools
+import json
+import random
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag import claims as claims_lib  # noqa: E402
+from rag.judge import Calibration, ModelJudge, decide  # noqa: E402
+from rag.types import Source  # noqa: E402
+
+SCIFACT = ROOT.parent / "shared" / "corpora" / "scifact"
+LABELS = claims_lib.LABELS
+
+
+def train_claims(folder: Path, per_label: int, seed: int) -> list[tuple[str, str, dict, str]]:
+    """(claim id, claim text, evidence paper, label): SUPPORT/CONTRADICT from the claim's evidence,
+    NOT_ENOUGH_INFO for a claim with a cited paper but no evidence."""
+    corpus = {}
+    with gzip.open(folder / "corpus.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            corpus[row["_id"]] = row
+    queries = {}
+    for line in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        queries[row["_id"]] = row
+    cited = defaultdict(list)
+    for line in (folder / "qrels" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        qid, doc, _ = line.split("\t")
+        cited[qid].append(doc)
+    items = []
+    for qid, docs in cited.items():
+        meta = queries[qid].get("metadata") or {}
+        doc = next(iter(meta)) if meta else docs[0]
+        label = meta[doc][0]["label"] if meta else "NOT_ENOUGH_INFO"
+        items.append((qid, queries[qid]["text"], corpus[doc], label))
+    rng = random.Random(seed)
+    return [i for label in LABELS for i in rng.sample([i for i in items if i[3] == label], per_label)]
+
+
+def score_claims(items, models_dir: Path) -> list[dict]:
+    from rag.generation import build_generator
+    from rag.settings import Settings
+
+    generator = build_generator(Settings.load(models_dir=models_dir))
+    rows = []
+    for n, (qid, text, paper, label) in enumerate(items, 1):
+        question = claims_lib.Claim(qid, text, label, ()).question
+        source = Source(paper["_id"], paper["title"], (), paper["text"], 1.0, 1.0, 1.0)
+        scores = generator.choose(ModelJudge.messages(question, source), ["YES", "NO", "UNCLEAR"])
+        rows.append({"id": qid, "label": label, "scores": scores})
+        print(f"{n}/{len(items)} {label:16} {[round(s, 2) for s in scores]}", file=sys.stderr, flush=True)
+    return rows
+
+
+def measure(rows: list[dict], cal: Calibration) -> dict:
+    verdicts = [(r["label"], decide(r["scores"], cal)) for r in rows]
+    decided = [(label, v) for label, v in verdicts if label != "NOT_ENOUGH_INFO"]
+    contra = [v for label, v in verdicts if label == "CONTRADICT"]
+    nei = [v for label, v in verdicts if label == "NOT_ENOUGH_INFO"]
+    return {
+        "yes": cal.yes, "no": cal.no, "unclear": cal.unclear,
+        "contradicted_endorsed": sum(v == "yes" for v in contra) / max(len(contra), 1),
+        "stance_accuracy": sum(claims_lib.EXPECTED[label] == v for label, v in decided) / max(len(decided), 1),
+        "not_settled_nei": sum(v == "not settled" for v in nei) / max(len(nei), 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--per-label", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scifact", type=Path, default=SCIFACT)
+    ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    ap.add_argument("--scores", type=Path, help="reuse scores saved by an earlier run instead of running the model")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "judge_calibration.json")
+    args = ap.parse_args()
+    if args.scores:
+        rows = json.loads(args.scores.read_text())["scores"]
+    else:
+        rows = score_claims(train_claims(args.scifact, args.per_label, args.seed), args.models_dir)
+    grid = [x / 10 for x in range(-10, 21)]
+    results = [measure(rows, Calibration(y, n, u)) for y, n, u in itertools.product(grid, grid, [x / 2 for x in range(-4, 5)])]
+    # The curve: for each ceiling on endorsed contradictions, the best stance accuracy under it.
+    curve = []
+    for ceiling in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0):
+        ok = [r for r in results if r["contradicted_endorsed"] <= ceiling]
+        if ok:
+            curve.append({"max_endorsed": ceiling, **max(ok, key=lambda r: (r["stance_accuracy"], r["not_settled_nei"]))})
+    print("| contradicted endorsed at most | yes | no | unclear | endorsed | stance right | NEI not settled |")
+    print("|---|---|---|---|---|---|---|")
+    for c in curve:
+        print(f"| {c['max_endorsed']:.2f} | {c['yes']} | {c['no']} | {c['unclear']} | {c['contradicted_endorsed']:.3f} | {c['stance_accuracy']:.3f} | {c['not_settled_nei']:.3f} |")
+    args.out.write_text(json.dumps({"claims": len(rows), "curve": curve, "scores": rows}, indent=1) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
