@@ -19,6 +19,7 @@ from rag.embedding import Embedder
 from rag.errors import InputError
 from rag.generation import Generator, OnToken
 from rag.judge import Judge
+from rag.rerank import Reranker
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import Store
@@ -26,7 +27,9 @@ from rag.text import cited_numbers
 from rag.types import Answer, CheckedSentence, Source, Timings
 
 CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
-JUDGED_PAPERS = 2  # a yes/no question is decided by the best two papers; lower ones are rarely about it
+RERANKED = 3  # passages the cross-encoder reads (~20 ms each) when relevance alone is not decisive
+JUDGED_PAPERS = 1  # the best paper decides a yes/no question; the judge is too weak to weigh several (docs/evaluation.md)
+QUOTED_SENTENCES = 2  # what a question the paper does not settle gets instead of an answer
 MAX_QUESTION_CHARS = 2000  # a question or summary topic; sources need the rest of the context window
 
 
@@ -39,6 +42,7 @@ class Parts(Protocol):
     embedder: Embedder
     generator: Generator
     judge: Judge | None
+    reranker: Reranker | None
 
     def model_name(self) -> str: ...
 
@@ -98,10 +102,11 @@ def ask(parts: Parts, question: str, k: int | None, on_token: OnToken | None, pa
     run = _Run(question, on_token)
     candidates = parts.retriever.search(retrieval_query or question, max(mode.k * 3, 10), paper_ids=paper_ids)
     passing = relevant(candidates, mode.threshold)
-    sources = passing[:1]
-    if sources:
+    first = answering_paper(parts, question, candidates)
+    sources = [first] if first else []
+    if first:
         later = mode.threshold if mode.secondary is None else mode.secondary
-        sources += relevant(candidates[1:], later)[: mode.k - 1]
+        sources += [c for c in relevant(candidates, later) if c.paper_id != first.paper_id][: mode.k - 1]
     run.timings.retrieve_s = run.lap()
     run.relevant = max(len(passing), len(sources))
     if sources and asks_yes_no(question) and parts.judge is not None:
@@ -109,29 +114,49 @@ def ask(parts: Parts, question: str, k: int | None, on_token: OnToken | None, pa
     return _respond(parts, run, mode, sources)
 
 
+def answering_paper(parts: Parts, question: str, candidates: list[Source]) -> Source | None:
+    """The paper that lets the question be answered at all, or None (the answer is an abstention).
+    A best paper of high relevance answers; below that, the cross-encoder must find a passage
+    among the best RERANKED that answers the question. Without a reranker: the old cut-off.
+    Calibrated by scripts/calibrate_abstain.py (docs/evaluation.md)."""
+    s = parts.settings
+    if not candidates:
+        return None
+    if parts.reranker is None:
+        return candidates[0] if candidates[0].score >= s.min_relevance else None
+    if candidates[0].score >= s.confident_relevance:
+        return candidates[0]
+    top = candidates[:RERANKED]
+    scores = parts.reranker.score(question, [passage(c) for c in top])
+    best = max(range(len(top)), key=scores.__getitem__)
+    return top[best] if scores[best] >= s.min_rerank else None
+
+
+def passage(source: Source) -> str:
+    """What the cross-encoder reads: the title and authors too, so "What did <author> propose?"
+    finds its paper (without them such questions scored -6 to -10)."""
+    return f"{source.title}. {', '.join(source.authors)}. {source.text}"
+
+
 def _answer_yes_no(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answer:
-    """The direction first, decided by the judge paper by paper in rank order (the first paper
-    that says yes or no decides), then the model's account of what that paper found. No paper
-    deciding it is an answer too: the papers do not settle the question, and nothing is made up."""
+    """The direction first, decided by the judge on the best paper(s) in rank order, then the
+    model's account of what the deciding paper found. When no paper decides it, the closest
+    paper's own sentences are quoted instead of an answer: nothing is made up."""
     sources = fit_budget(_with_full_text(parts.store, sources), parts.settings.context_tokens)
     for n, source in enumerate(sources[:JUDGED_PAPERS], 1):
         verdict = parts.judge.judge(run.question, source)
         if verdict != judging.NOT_SETTLED:
             break
     else:
-        closest = f'{prompts.NOT_SETTLED} The closest passage, in "{sources[0].title.strip()}": "{citations.best_quote(run.question, sources[0].text)}"'
-        if run.on_token:
-            run.on_token(closest)
-        run.timings.total_s = run.lap()
-        return Answer(run.question, closest, True, [], sources, parts.model_name(), run.timings, relevant_papers=run.relevant, verdict=judging.NOT_SETTLED)
+        return _not_settled(parts, run, sources[0])
     lead = "Yes: " if verdict == judging.YES else "No: "
     if run.on_token:
         run.on_token(lead)
     sources = [sources[n - 1]]  # only the deciding paper is given to the model, and cited
     template = prompts.EXPLAIN_YES if verdict == judging.YES else prompts.EXPLAIN_NO
     user = template.format(question=run.question, sources=prompts.format_source(1, sources[0].title, sources[0].authors, sources[0].text))
-    checker, _ = _checked_generation(parts, run, user, sources, mode.max_tokens, run.on_token)
-    text, checked = checker.text, list(checker.sentences)
+    checker, _ = _checked_generation(parts, run, user, sources, mode.max_tokens, _without_lead(run.on_token))
+    text, checked = _LEAD.sub("", checker.text, count=1), list(checker.sentences)
     if not checker.kept:
         # The model's account did not hold up: the deciding paper's own words instead.
         quote = citations.best_quote(run.question, sources[0].text)
@@ -142,6 +167,37 @@ def _answer_yes_no(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -
             run.on_token(added)
     answer = _answer_from(parts, run, lead + text, sources, checked, abstained=False)
     answer.verdict = verdict
+    return answer
+
+
+_LEAD = re.compile(r"^\s*(?:yes|no)\b[,.:;!]?\s*", re.IGNORECASE)
+
+
+def _without_lead(on_token: OnToken | None) -> OnToken | None:
+    """The model's account often opens with its own "Yes," after the code's "Yes: "; the
+    sentence check releases whole sentences, so the first piece holds it."""
+    if on_token is None:
+        return None
+    first = True
+
+    def forward(piece: str) -> None:
+        nonlocal first
+        if first and piece.strip():
+            piece, first = _LEAD.sub("", piece, count=1), False
+        on_token(piece)
+
+    return forward
+
+
+def _not_settled(parts: Parts, run: _Run, best: Source) -> Answer:
+    """No direction: the best paper's own sentences closest to the question, quoted and cited,
+    for the reader to weigh. Nothing is said that the paper does not say."""
+    quote = " … ".join(judging.focus_sentences(run.question, best.text, QUOTED_SENTENCES))
+    text = f'{prompts.NOT_SETTLED} "{best.title.strip()}": "{quote}" [1]'
+    if run.on_token:
+        run.on_token(text)
+    answer = _answer_from(parts, run, text, [best], [CheckedSentence(text, (1,), 1.0, True, quote)], abstained=False)
+    answer.verdict = judging.NOT_SETTLED
     return answer
 
 

@@ -131,7 +131,7 @@ def bench(
 
 @models_app.command("pull")
 def models_pull(
-    names: Optional[List[str]] = typer.Argument(None, help="Models to fetch. Default: the default model and the embedding model.", show_default=False),
+    names: Optional[List[str]] = typer.Argument(None, help="Models to fetch. Default: the default model, the embedding model and the reranker.", show_default=False),
     all_models: bool = typer.Option(False, "--all", help="Fetch every known model."),
 ):
     """Download, assemble and verify model files into models/ (the only network use).
@@ -143,7 +143,7 @@ def models_pull(
 
     with errors():
         settings = Settings.load()
-        wanted = list(models.REGISTRY) if all_models else (names or [settings.model, models.EMBEDDING_MODEL])
+        wanted = list(models.REGISTRY) if all_models else (names or [settings.model, models.EMBEDDING_MODEL, models.RERANKER_MODEL])
         specs = [models.get_spec(n) for n in wanted]
         for spec in specs:
             with bar(spec.name, "bytes") as progress:
@@ -170,6 +170,6 @@ def models_list():
         for spec in models.REGISTRY.values():
             status = models.check(spec, settings.models_dir)
             state = "ready" if status.verified else ("unverified" if status.present else "missing")
-            default = " (default)" if spec.name in (settings.model, models.EMBEDDING_MODEL) else ""
-            typer.echo(f"{spec.name:22} {spec.kind:9} {state:10} {spec.description}{default}")
+            default = " (default)" if spec.name in (settings.model, models.EMBEDDING_MODEL, models.RERANKER_MODEL) else ""
+            typer.echo(f"{spec.name:24} {spec.kind:9} {state:10} {spec.description}{default}")
     echo(f"models folder: {clean_line(str(settings.models_dir))}")

@@ -179,7 +179,7 @@ def evaluate(rag: Rag, questions: list[EvalQuestion], use_llm: bool = True, prog
             {
                 "id": q.id,
                 "kind": q.kind,
-                "abstained": answer.abstained,
+                "abstained": answer.abstained or answer.verdict == "not settled",  # quoted, not answered
                 "cites_gold": bool(cited & golds),
                 "facts": sum(f.lower() in text for f in q.answer_facts) / len(q.answer_facts) if q.answer_facts else None,
                 "not_given": len(cited - given),

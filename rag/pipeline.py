@@ -13,6 +13,7 @@ from rag.generation import Generator, OnToken
 from rag.doctor import Check
 from rag.ingest import Progress, Removal
 from rag.judge import Judge
+from rag.rerank import Reranker
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import Store
@@ -32,6 +33,7 @@ class Rag:
         generator: Generator | None = None,
         store: Store | None = None,
         judge: Judge | None = None,
+        reranker: Reranker | None = None,
     ):
         self.settings = settings or Settings.load()
         self.store = store or Store(self.settings.data_dir, self.settings.collection, url=self.settings.chroma_url or None)
@@ -40,6 +42,7 @@ class Rag:
         self._retriever: Retriever | None = None
         self._judge = judge
         self._judge_built = judge is not None
+        self._reranker = reranker
 
     # --- parts, created lazily -------------------------------------------------------------
 
@@ -67,6 +70,15 @@ class Rag:
 
             self._judge, self._judge_built = build_judge(self.settings, self.generator), True
         return self._judge
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """Who decides whether the best passages answer a question (None: `rerank = off`)."""
+        if self._reranker is None and self.settings.rerank != "off":
+            from rag.rerank import build_reranker
+
+            self._reranker = build_reranker(self.settings)
+        return self._reranker
 
     @property
     def retriever(self) -> Retriever:

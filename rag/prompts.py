@@ -101,7 +101,7 @@ Question: {question}
 Reply:"""
 JUDGE_OPTIONS = ("YES", "NO", "UNCLEAR")
 
-NOT_SETTLED = "The indexed papers do not settle this question."
+NOT_SETTLED = "The papers found do not clearly settle this question; here is what the closest one reports:"
 
 # After the judge has decided, the model only says what the deciding paper found; asked the bare
 # yes/no question, it agreed with the question whatever the paper said.

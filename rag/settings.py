@@ -44,6 +44,9 @@ class Settings:
     list_min_relevance: float = field(default=0.35, metadata=_meta("Relevance the second and later papers of a 'which papers ...' question need."))
     summary_k: int = field(default=8, metadata=_meta("Papers gathered for `summarize`."))
     min_relevance: float = field(default=0.40, metadata=_meta("Below this relevance (0..1) a paper is not used to answer a question."))
+    rerank: str = field(default="model", metadata=_meta("Who decides whether the best passages answer a question at all: model (a cross-encoder) or off (the relevance cut-off alone)."))
+    min_rerank: float = field(default=0.5, metadata=_meta("Cross-encoder score (a logit) one of the three best passages needs for a question to be answered..."))
+    confident_relevance: float = field(default=0.5, metadata=_meta("...unless the best paper's relevance reaches this."))
     summary_max_papers: int = field(default=16, metadata=_meta("Most papers a summary draws on; past summary_k they are summarised in groups, then combined."))
     summary_min_relevance: float = field(default=0.25, metadata=_meta("Below this relevance a paper is left out of a summary."))
     combine_max_tokens: int = field(default=90, metadata=_meta("Longest closing overview of a summary done in groups (about two sentences)."))
@@ -116,6 +119,7 @@ _RANGES = {
     "chunk_overlap": (0, None),
     **{name: (0, 1) for name in (
         "list_min_relevance", "min_relevance", "summary_min_relevance", "summary_relative", "min_support", "dense_weight",
+        "confident_relevance",
     )},
     "llm_timeout": (0, None),
 }

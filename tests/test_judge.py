@@ -118,11 +118,11 @@ AUG = "Data-Efficient Augmentation for Training Neural Networks"
 
 def test_a_yes_leads_the_answer_and_cites_only_the_deciding_paper(judged, fake_llm):
     rag, judge = judged("yes")
-    fake_llm.queue(lambda m: "The method speeds up training by up to 6.3x on CIFAR10 [1].")
+    fake_llm.queue(lambda m: "Yes, the method speeds up training by up to 6.3x on CIFAR10 [1].")
     shown: list[str] = []
     result = rag.ask(QUESTION, on_token=shown.append)
     assert result.verdict == "yes" and not result.abstained
-    assert result.answer.startswith("Yes: ") and "6.3x" in result.answer
+    assert result.answer.startswith("Yes: the method") and "6.3x" in result.answer  # the model's own "Yes," dropped
     assert [c.title for c in result.citations] == [AUG] and [s.title for s in result.sources] == [AUG]
     assert "answers the question with yes" in fake_llm.prompts[0]
     assert "".join(shown).strip() == result.answer
@@ -139,20 +139,18 @@ def test_a_no_says_what_the_paper_found_and_an_unsupported_account_becomes_the_p
     assert [c.title for c in result.citations] == [AUG]
 
 
-def test_papers_that_do_not_settle_it_get_no_answer_and_the_model_is_not_asked(judged):
+def test_a_paper_that_does_not_settle_it_is_quoted_and_the_model_is_not_asked(judged):
     rag, judge = judged("not settled")
-    result = rag.ask(QUESTION)  # the fake model has nothing queued: a call would fail the test
-    assert result.verdict == "not settled" and result.abstained and result.citations == []
-    assert result.answer.startswith(prompts.NOT_SETTLED) and "The closest passage" in result.answer
+    shown: list[str] = []
+    result = rag.ask(QUESTION, on_token=shown.append)  # the fake model has nothing queued: a call would fail the test
+    assert result.verdict == "not settled" and not result.abstained
+    assert result.answer.startswith(prompts.NOT_SETTLED) and result.answer.endswith('" [1]')
+    assert [c.title for c in result.citations] == [AUG] and [s.title for s in result.sources] == [AUG]
+    quoted = result.answer.split(f'"{AUG}": "', 1)[1].rsplit('" [1]', 1)[0]
+    pieces = quoted.split(" … ")
+    assert len(pieces) == answering.QUOTED_SENTENCES and all(p in result.sources[0].text for p in pieces)  # the paper's own words
+    assert "".join(shown) == result.answer
     assert len(judge.asked) == answering.JUDGED_PAPERS
-
-
-def test_the_second_paper_can_decide(judged, fake_llm):
-    rag, judge = judged("not settled", "yes")
-    fake_llm.queue(lambda m: m[-1]["content"].split("\n")[3].split(".")[0] + " [1].")
-    result = rag.ask(QUESTION)
-    assert result.verdict == "yes" and len(judge.asked) == 2
-    assert [s.title for s in result.sources] == [judge.asked[1][1]]
 
 
 def test_an_unrelated_yes_no_question_is_refused_before_the_judge(judged):
@@ -166,3 +164,32 @@ def test_judge_off_answers_as_before(seeded_real, real_embedder, fake_llm):
     fake_llm.queue("It speeds up training by 6.3x [1].")
     result = rag.ask(QUESTION)
     assert result.verdict == "" and not result.answer.startswith(("Yes", "No"))
+
+
+# --- the real local model as judge ---------------------------------------------------------------
+
+NULL_RESULT = Source(
+    "vd", "Vitamin D Supplements and Prevention of Cancer", (),
+    "We randomly assigned 25,871 adults to vitamin D3 at 2000 IU per day or placebo. "
+    "Supplementation with vitamin D did not result in a lower incidence of invasive cancer than placebo. "
+    "Follow-up lasted a median of 5.3 years.",
+    0.9, 0.9, 1.0,
+)
+
+
+@pytest.mark.model
+def test_the_real_judge_never_endorses_what_the_paper_found_false(default_llm):
+    from rag.generation import LlamaCppGenerator
+
+    judge = ModelJudge(LlamaCppGenerator(default_llm))
+    assert judge.judge("Is it true that vitamin D supplements lower the incidence of invasive cancer?", NULL_RESULT) != judging.YES
+    assert judge.judge("Is it true that vitamin D supplementation did not lower cancer incidence?", NULL_RESULT) != judging.NO
+
+
+@pytest.mark.model
+def test_a_real_yes_no_answer_cites_the_paper_and_quotes_it_when_unsure(seeded_real, real_embedder, default_llm):
+    rag = Rag(seeded_real.settings, embedder=real_embedder)  # the real model, as judge and writer
+    result = rag.ask("Does the data-efficient augmentation method speed up training on CIFAR10?")
+    assert result.verdict in (judging.YES, judging.NOT_SETTLED), result.answer
+    assert [c.title for c in result.citations] == [AUG]
+    assert result.answer.startswith("Yes: ") or result.answer.startswith(prompts.NOT_SETTLED)

@@ -17,7 +17,7 @@ LAYERS = [
     {"errors", "types", "text", "stats", "prompts", "safe_text"},  # the standard library only
     {"settings", "models", "filters", "papers", "readers", "pdf", "chunking", "citations", "generation", "judge", "progress", "render", "health"},
     {"schema", "store_errors"},
-    {"corpus", "embedding", "store", "evidence"},
+    {"corpus", "embedding", "rerank", "store", "evidence"},
     {"index", "retrieval"},
     {"ingest", "answer", "doctor"},
     {"pipeline"},

@@ -47,3 +47,22 @@ def test_given_cmake_args_win(tmp_path):
     env = dict(os.environ, CPUINFO=str(info), CMAKE_ARGS="-DGGML_METAL=on")
     done = subprocess.run(["bash", str(SETUP), "--print-cmake-args"], env=env, capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "-DGGML_METAL=on"
+
+
+def test_doctor_compares_the_build_with_the_cpu(tmp_path):
+    from rag.doctor import build_check
+
+    here = build_check()
+    assert here.ok, here.detail  # setup.sh built for this very CPU
+    assert "built with" in here.detail and "this CPU has" in here.detail
+    old = tmp_path / "cpuinfo"
+    old.write_text(OLD)
+    there = build_check(str(old))
+    assert not there.ok and "which this CPU lacks" in there.detail and "PIP_NO_CACHE_DIR=1 bash scripts/setup.sh" in there.fix
+
+
+def test_doctor_prints_the_build_line(runner):
+    from rag.cli import app
+
+    result = runner.invoke(app, ["doctor"])
+    assert "llama.cpp build" in result.stdout
