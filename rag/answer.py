@@ -193,7 +193,7 @@ def _not_settled(parts: Parts, run: _Run, best: Source) -> Answer:
     """No direction: the best paper's own sentences closest to the question, quoted and cited,
     for the reader to weigh. Nothing is said that the paper does not say."""
     quote = " … ".join(judging.focus_sentences(run.question, best.text, QUOTED_SENTENCES))
-    text = f'{prompts.NOT_SETTLED} "{best.title.strip()}": "{quote}" [1]'
+    text = f'{prompts.NOT_SETTLED} "{best.title.strip().rstrip(".")}": "{quote}" [1]'
     if run.on_token:
         run.on_token(text)
     answer = _answer_from(parts, run, text, [best], [CheckedSentence(text, (1,), 1.0, True, quote)], abstained=False)

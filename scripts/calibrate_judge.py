@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag import claims as claims_lib  # noqa: E402
-from rag.judge import Calibration, ModelJudge, decide  # noqa: E402
+from rag.judge import CALIBRATION, Calibration, ModelJudge, decide  # noqa: E402
 from rag.types import Source  # noqa: E402
 
 SCIFACT = ROOT.parent / "shared" / "corpora" / "scifact"
@@ -70,15 +70,17 @@ def score_claims(items, models_dir: Path) -> list[dict]:
 
 
 def measure(rows: list[dict], cal: Calibration) -> dict:
+    """A wrong direction is 'yes' to a contradicted claim or 'no' to a supported one: the answer
+    says the opposite of its paper."""
     verdicts = [(r["label"], decide(r["scores"], cal)) for r in rows]
-    decided = [(label, v) for label, v in verdicts if label != "NOT_ENOUGH_INFO"]
-    contra = [v for label, v in verdicts if label == "CONTRADICT"]
-    nei = [v for label, v in verdicts if label == "NOT_ENOUGH_INFO"]
+    count = {label: sum(label == lab for lab, _ in verdicts) or 1 for label in LABELS}
+    decided = count["SUPPORT"] + count["CONTRADICT"]
     return {
         "yes": cal.yes, "no": cal.no, "unclear": cal.unclear,
-        "contradicted_endorsed": sum(v == "yes" for v in contra) / max(len(contra), 1),
-        "stance_accuracy": sum(claims_lib.EXPECTED[label] == v for label, v in decided) / max(len(decided), 1),
-        "not_settled_nei": sum(v == "not settled" for v in nei) / max(len(nei), 1),
+        "contradicted_endorsed": sum(lab == "CONTRADICT" and v == "yes" for lab, v in verdicts) / count["CONTRADICT"],
+        "supported_denied": sum(lab == "SUPPORT" and v == "no" for lab, v in verdicts) / count["SUPPORT"],
+        "stance_accuracy": sum(lab != "NOT_ENOUGH_INFO" and claims_lib.EXPECTED[lab] == v for lab, v in verdicts) / decided,
+        "not_settled_nei": sum(lab == "NOT_ENOUGH_INFO" and v == "not settled" for lab, v in verdicts) / count["NOT_ENOUGH_INFO"],
     }
 
 
@@ -97,16 +99,19 @@ def main() -> None:
         rows = score_claims(train_claims(args.scifact, args.per_label, args.seed), args.models_dir)
     grid = [x / 10 for x in range(-10, 21)]
     results = [measure(rows, Calibration(y, n, u)) for y, n, u in itertools.product(grid, grid, [x / 2 for x in range(-4, 5)])]
-    # The curve: for each ceiling on endorsed contradictions, the best stance accuracy under it.
+    # The curve: for each ceiling on wrong directions, the calibration with the most right ones
+    # (stance on SUPPORT/CONTRADICT plus 'not settled' on NOT_ENOUGH_INFO).
     curve = []
-    for ceiling in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0):
-        ok = [r for r in results if r["contradicted_endorsed"] <= ceiling]
+    for ceiling in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5):
+        ok = [r for r in results if max(r["contradicted_endorsed"], r["supported_denied"]) <= ceiling]
         if ok:
-            curve.append({"max_endorsed": ceiling, **max(ok, key=lambda r: (r["stance_accuracy"], r["not_settled_nei"]))})
-    print("| contradicted endorsed at most | yes | no | unclear | endorsed | stance right | NEI not settled |")
-    print("|---|---|---|---|---|---|---|")
-    for c in curve:
-        print(f"| {c['max_endorsed']:.2f} | {c['yes']} | {c['no']} | {c['unclear']} | {c['contradicted_endorsed']:.3f} | {c['stance_accuracy']:.3f} | {c['not_settled_nei']:.3f} |")
+            curve.append({"max_wrong": ceiling, **max(ok, key=lambda r: (r["stance_accuracy"] + r["not_settled_nei"], r["stance_accuracy"]))})
+    print("| wrong directions at most | yes | no | unclear | contradicted endorsed | supported denied | stance right | NEI not settled |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in curve + [{"max_wrong": "shipped", **measure(rows, CALIBRATION)}]:
+        limit = c["max_wrong"] if isinstance(c["max_wrong"], str) else f"{c['max_wrong']:.2f}"
+        print(f"| {limit} | {c['yes']} | {c['no']} | {c['unclear']} | {c['contradicted_endorsed']:.3f} | {c['supported_denied']:.3f} | "
+              f"{c['stance_accuracy']:.3f} | {c['not_settled_nei']:.3f} |")
     args.out.write_text(json.dumps({"claims": len(rows), "curve": curve, "scores": rows}, indent=1) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
 
