@@ -18,10 +18,30 @@ app = typer.Typer(
     help="Ask questions about a collection of research papers, offline, with cited titles.\n\n"
     "Example: rag ingest && rag ask \"Which papers study model-based reinforcement learning?\"",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("paper-rag")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            number = "unknown"
+        typer.echo(f"rag (paper-rag) {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    pass
+
+
 models_app = typer.Typer(help="Fetch and list model files.\n\nExample: rag models pull", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

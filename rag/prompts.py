@@ -112,12 +112,14 @@ Papers:
 
 """
 EXPLAIN_YES = _EXPLAIN + """Paper [1] answers the question with yes. In one or two sentences, say what paper [1] found that \
-answers it, with the specific results (names, numbers) as the paper states them. End each sentence with [1].
+answers it, with the specific results (names, numbers) as the paper states them. Start with the finding, not \
+with yes or no. End each sentence with [1].
 
 Answer:"""
 EXPLAIN_NO = _EXPLAIN + """Paper [1] answers the question with no: its findings differ from what the question states. In \
 one or two sentences, say what paper [1] actually found, with the specific results (names, numbers) as the paper \
-states them. Do not repeat the question's claim as true. End each sentence with [1].
+states them. Start with the finding, not with yes or no, and do not repeat the question's claim as true. End each \
+sentence with [1].
 
 Answer:"""
 

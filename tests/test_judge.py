@@ -135,7 +135,7 @@ def test_a_no_says_what_the_paper_found_and_an_unsupported_account_becomes_the_p
     result = rag.ask(QUESTION)
     assert result.verdict == "no" and result.answer.startswith("No: ")
     assert "Penguins" not in result.answer and f'"{AUG}" reports: "' in result.answer
-    assert "Do not repeat the question's claim as true" in fake_llm.prompts[0]
+    assert "do not repeat the question's claim as true" in fake_llm.prompts[0]
     assert [c.title for c in result.citations] == [AUG]
 
 

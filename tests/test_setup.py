@@ -1,5 +1,6 @@
-"""scripts/setup.sh builds llama.cpp for the CPU it runs on: a binary built with AVX-512 stops
-with an illegal instruction on CPUs without it, which is most laptops (issue #16)."""
+"""Fitting a laptop (issue #16, items 1 and 7): scripts/setup.sh builds llama.cpp for the CPU it
+runs on (a binary built with AVX-512 stops with an illegal instruction on CPUs without it, which is
+most laptops) and `rag doctor` compares the two; `rag --version` and shell completion."""
 
 from __future__ import annotations
 
@@ -66,3 +67,14 @@ def test_doctor_prints_the_build_line(runner):
 
     result = runner.invoke(app, ["doctor"])
     assert "llama.cpp build" in result.stdout
+
+
+def test_version_and_shell_completion(runner):
+    from importlib.metadata import version
+
+    from rag.cli import app
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"rag (paper-rag) {version('paper-rag')}"
+    script = runner.invoke(app, ["--show-completion", "bash"], prog_name="rag")
+    assert script.exit_code == 0 and "_rag_completion" in script.stdout and "complete " in script.stdout
