@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from rag import meaning
 from rag.prompts import ABSTAIN_MARKER
 from rag.text import (
     cited_numbers,
@@ -246,12 +247,21 @@ class SentenceChecker:
                 sentence = _recite(sentence, best)
                 numbers, score = [best], best_score
             else:
-                self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, False))
+                self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, False, meaning=meaning.NOT_STATED))
                 return ""
-        first = not self.kept
         quote = best_quote(sentence, self.sources[numbers[0] - 1].text)
-        self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, True, quote))
+        if self._contradicted(sentence, numbers):
+            # The same words, the opposite direction: never shown as supported.
+            self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, False, quote, meaning.CONTRADICTED))
+            return ""
+        first = not self.kept
+        self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, True, quote, meaning.ENTAILED))
         return sentence if first else " " + sentence
+
+    def _contradicted(self, sentence: str, numbers) -> bool:
+        """Checked against the text of each paper it cites; the titles it names are not claims."""
+        claim = without_titles(without_markers(sentence), [s.title for s in self.sources if len(s.title.strip()) > 12])
+        return any(meaning.compare(claim, self.sources[n - 1].text) == meaning.CONTRADICTED for n in numbers)
 
 
 _DECLINED = re.compile(r"(?:(?:it|this paper) is )?(?:not relevant|irrelevant|not about the (?:question|topic))(?: to the (?:question|topic))?", re.I)

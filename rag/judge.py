@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from rag import prompts
+from rag import meaning, prompts
 from rag.errors import InputError
 from rag.text import split_sentences, tokenize
 from rag.types import Source
@@ -44,16 +44,25 @@ class Calibration:
 # ones, at the price of deciding only 4 of 80. Looser margins bought a few right directions with
 # wrong ones ("no" to 45% of the claims the abstract does not settle); a wrong direction is the
 # failure this exists to prevent, so the rest is "not settled", shown with the paper's words.
+# A question whose negation or direction words oppose the paper's closest sentences
+# (`meaning.opposed`) is never answered YES. Letting the opposition also lower the lead NO needs
+# was measured on the same claims and dropped: every margin that said "no" to more contradicted
+# claims also said it to a supported one.
 CALIBRATION = Calibration(yes=0.6, no=1.1, unclear=1.0)
 
 
-def decide(scores: list[float], calibration: Calibration = CALIBRATION) -> str:
+def decide(scores: list[float], calibration: Calibration = CALIBRATION, opposed: bool = False) -> str:
     yes, no, unclear = scores
-    if yes - no >= calibration.yes and yes - unclear >= calibration.unclear:
+    if yes - no >= calibration.yes and yes - unclear >= calibration.unclear and not opposed:
         return YES
     if no - yes >= calibration.no and no - unclear >= calibration.unclear:
         return NO
     return NOT_SETTLED
+
+
+def opposes(question: str, text: str) -> bool:
+    """The question's negation or direction words say the opposite of the paper's closest sentences."""
+    return meaning.opposed(question, meaning.evidence_for(question, text))
 
 
 def focus_sentences(question: str, text: str, n: int = FOCUS_SENTENCES) -> list[str]:
@@ -85,12 +94,14 @@ class ModelJudge:
 
     def judge(self, question: str, source: Source) -> str:
         messages = self.messages(question, source)
+        opposed = opposes(question, source.text)
         choose = getattr(self.generator, "choose", None)
         if choose is not None:
-            return decide(choose(messages, list(prompts.JUDGE_OPTIONS)), self.calibration)
+            return decide(choose(messages, list(prompts.JUDGE_OPTIONS)), self.calibration, opposed)
         reply = self.generator.generate(messages, 3).text.strip().split(maxsplit=1)
         word = reply[0].strip(".,:;!").upper() if reply else ""
-        return {"YES": YES, "NO": NO}.get(word, NOT_SETTLED)
+        verdict = {"YES": YES, "NO": NO}.get(word, NOT_SETTLED)
+        return NOT_SETTLED if verdict == YES and opposed else verdict
 
 
 def build_judge(settings: "Settings", generator: "Generator") -> Judge | None:

@@ -94,6 +94,7 @@ class CheckedSentence:
     support: float
     supported: bool
     quote: str = ""  # the sentence of the first cited paper that best supports this one
+    meaning: str = ""  # meaning.ENTAILED, CONTRADICTED or NOT_STATED against the cited paper
 
 
 @dataclass
@@ -148,7 +149,7 @@ class Answer:
                 for n, s in enumerate(self.sources, start=1)
             ],
             "sentences": [
-                {"text": c.text, "citations": list(c.citations), "support": round(c.support, 3), "supported": c.supported, "quote": c.quote}
+                {"text": c.text, "citations": list(c.citations), "support": round(c.support, 3), "supported": c.supported, "quote": c.quote, "meaning": c.meaning}
                 for c in self.checked
             ],
             "verdict": self.verdict,

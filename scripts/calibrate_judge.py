@@ -6,6 +6,7 @@ on how often a contradicted claim would be endorsed, stance accuracy and 'not se
 the abstract does not decide. Prints the trade-off and writes it as JSON.
 
     python scripts/calibrate_judge.py [--per-label 40] [--scores saved.json] [--out docs/judge_calibration.json]
+    python scripts/calibrate_judge.py --split test --out docs/judge_test.json   # the report
 """
 
 import argparse
@@ -21,14 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag import claims as claims_lib  # noqa: E402
-from rag.judge import CALIBRATION, Calibration, ModelJudge, decide  # noqa: E402
+from rag.judge import CALIBRATION, Calibration, ModelJudge, decide, opposes  # noqa: E402
 from rag.types import Source  # noqa: E402
 
 SCIFACT = ROOT.parent / "shared" / "corpora" / "scifact"
 LABELS = claims_lib.LABELS
 
 
-def train_claims(folder: Path, per_label: int, seed: int) -> list[tuple[str, str, dict, str]]:
+def train_claims(folder: Path, per_label: int, seed: int, split: str = "train") -> list[tuple[str, str, dict, str]]:
     """(claim id, claim text, evidence paper, label): SUPPORT/CONTRADICT from the claim's evidence,
     NOT_ENOUGH_INFO for a claim with a cited paper but no evidence."""
     corpus = {}
@@ -41,7 +42,7 @@ def train_claims(folder: Path, per_label: int, seed: int) -> list[tuple[str, str
         row = json.loads(line)
         queries[row["_id"]] = row
     cited = defaultdict(list)
-    for line in (folder / "qrels" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+    for line in (folder / "qrels" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()[1:]:
         qid, doc, _ = line.split("\t")
         cited[qid].append(doc)
     items = []
@@ -54,6 +55,14 @@ def train_claims(folder: Path, per_label: int, seed: int) -> list[tuple[str, str
     return [i for label in LABELS for i in rng.sample([i for i in items if i[3] == label], per_label)]
 
 
+def with_opposed(rows: list[dict], items) -> None:
+    """Scores saved before the words were compared get the comparison (it needs no model)."""
+    papers = {qid: (text, paper) for qid, text, paper, _ in items}
+    for r in rows:
+        text, paper = papers[r["id"]]
+        r["opposed"] = opposes(claims_lib.Claim(r["id"], text, r["label"], ()).question, paper["text"])
+
+
 def score_claims(items, models_dir: Path) -> list[dict]:
     from rag.generation import build_generator
     from rag.settings import Settings
@@ -64,7 +73,7 @@ def score_claims(items, models_dir: Path) -> list[dict]:
         question = claims_lib.Claim(qid, text, label, ()).question
         source = Source(paper["_id"], paper["title"], (), paper["text"], 1.0, 1.0, 1.0)
         scores = generator.choose(ModelJudge.messages(question, source), ["YES", "NO", "UNCLEAR"])
-        rows.append({"id": qid, "label": label, "scores": scores})
+        rows.append({"id": qid, "label": label, "scores": scores, "opposed": opposes(question, paper["text"])})
         print(f"{n}/{len(items)} {label:16} {[round(s, 2) for s in scores]}", file=sys.stderr, flush=True)
     return rows
 
@@ -72,7 +81,7 @@ def score_claims(items, models_dir: Path) -> list[dict]:
 def measure(rows: list[dict], cal: Calibration) -> dict:
     """A wrong direction is 'yes' to a contradicted claim or 'no' to a supported one: the answer
     says the opposite of its paper."""
-    verdicts = [(r["label"], decide(r["scores"], cal)) for r in rows]
+    verdicts = [(r["label"], decide(r["scores"], cal, r["opposed"])) for r in rows]
     count = {label: sum(label == lab for lab, _ in verdicts) or 1 for label in LABELS}
     decided = count["SUPPORT"] + count["CONTRADICT"]
     return {
@@ -90,13 +99,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scifact", type=Path, default=SCIFACT)
     ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    ap.add_argument("--split", choices=["train", "test"], default="train", help="test: the report on claims the calibration never saw")
     ap.add_argument("--scores", type=Path, help="reuse scores saved by an earlier run instead of running the model")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "judge_calibration.json")
     args = ap.parse_args()
     if args.scores:
         rows = json.loads(args.scores.read_text())["scores"]
+        with_opposed(rows, train_claims(args.scifact, args.per_label, args.seed, args.split))
     else:
-        rows = score_claims(train_claims(args.scifact, args.per_label, args.seed), args.models_dir)
+        rows = score_claims(train_claims(args.scifact, args.per_label, args.seed, args.split), args.models_dir)
     grid = [x / 10 for x in range(-10, 21)]
     results = [measure(rows, Calibration(y, n, u)) for y, n, u in itertools.product(grid, grid, [x / 2 for x in range(-4, 5)])]
     # The curve: for each ceiling on wrong directions, the calibration with the most right ones
@@ -108,7 +119,8 @@ def main() -> None:
             curve.append({"max_wrong": ceiling, **max(ok, key=lambda r: (r["stance_accuracy"] + r["not_settled_nei"], r["stance_accuracy"]))})
     print("| wrong directions at most | yes | no | unclear | contradicted endorsed | supported denied | stance right | NEI not settled |")
     print("|---|---|---|---|---|---|---|---|")
-    for c in curve + [{"max_wrong": "shipped", **measure(rows, CALIBRATION)}]:
+    shipped = [{"max_wrong": "shipped", **measure(rows, CALIBRATION)}, {"max_wrong": "shipped, no YES veto", **measure([{**r, "opposed": False} for r in rows], CALIBRATION)}]
+    for c in curve + shipped:
         limit = c["max_wrong"] if isinstance(c["max_wrong"], str) else f"{c['max_wrong']:.2f}"
         print(f"| {limit} | {c['yes']} | {c['no']} | {c['unclear']} | {c['contradicted_endorsed']:.3f} | {c['supported_denied']:.3f} | "
               f"{c['stance_accuracy']:.3f} | {c['not_settled_nei']:.3f} |")
