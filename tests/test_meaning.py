@@ -76,3 +76,10 @@ def test_judge_never_says_yes_when_the_words_say_the_opposite():
     assert opposes(against, PAPER) and not opposes(along, PAPER)
     assert ModelJudge(Sure()).judge(against, paper) == "not settled"
     assert ModelJudge(Sure()).judge(along, paper) == "yes"
+
+
+def test_a_negation_in_an_although_clause_qualifies_rather_than_denies():
+    evidence = ("Although not directly applicable to wide networks since they do not have unique minima, we show that "
+                "adding a small random perturbation makes the loss satisfy QG with unique minima.")
+    assert not meaning.opposed("Adding a small random perturbation makes the loss satisfy QG with unique minima.", evidence)
+    assert meaning.opposed("Adding a small random perturbation does not make the loss satisfy QG with unique minima.", evidence)
