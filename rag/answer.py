@@ -1,7 +1,7 @@
 """Retrieved passages -> prompt -> checked `Answer`: `ask` and `summarize`.
 
-A request carries its state in one `_Run` (question, callbacks, clock, timings) and its shape in
-one `Mode` (template, k, cut-offs, token limit), so no step takes more than a handful of
+A request comes in as one `Request` (question, filters, callbacks), carries its state in one
+`_Run` (clock, timings) and its shape in one `Mode` (template, k, cut-offs, token limit), so no step takes more than a handful of
 parameters and every call says what it passes. The parts (settings, retriever, store, embedder,
 generator) come from the `Rag` facade through the small `Parts` protocol; this module never
 builds them."""
@@ -12,7 +12,7 @@ import dataclasses
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from rag import citations, evidence, judge as judging, prompts
 from rag.embedding import Embedder
@@ -24,7 +24,9 @@ from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import Store
 from rag.text import cited_numbers
-from rag.types import Answer, CheckedSentence, Source, Timings
+from rag.types import Answer, CheckedSentence, Evidence, Source, Timings
+
+OnEvidence = Callable[[list[Evidence]], None]
 
 CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
 RERANKED = 3  # passages the cross-encoder reads (~20 ms each) when relevance alone is not decisive
@@ -61,18 +63,46 @@ class Mode:
     quote_echo: bool = False  # quote the paper when the answer only restates the question
 
 
+@dataclass(frozen=True)
+class Request:
+    """What was asked and where its results go. `retrieval_query`, when given, is what retrieval
+    searches for instead of the question (`rag chat` folds the conversation into it); the model
+    still sees the question as asked."""
+
+    question: str
+    k: int | None = None
+    paper_ids: set[str] | None = None  # the papers a filter allows; None: all
+    retrieval_query: str | None = None
+    on_token: OnToken | None = None
+    on_evidence: OnEvidence | None = None  # called once, before the model starts
+
+
 @dataclass
 class _Run:
     """One request as it goes: what was asked, where the answer streams, and its clock."""
 
     question: str
     on_token: OnToken | None = None
+    on_evidence: OnEvidence | None = None
     started: float = field(default_factory=time.perf_counter)
     timings: Timings = field(default_factory=Timings)
     relevant: int = 0  # papers that passed the relevance cut-off
 
     def lap(self) -> float:
         return time.perf_counter() - self.started
+
+    def show_evidence(self, sources: list[Source]) -> None:
+        """The papers the answer will come from, numbered as it will cite them, each with its
+        sentence closest to the question."""
+        if not sources:
+            return
+        self.timings.evidence_s = self.lap()
+        if self.on_evidence:
+            self.on_evidence([Evidence(n, s.title, s.page, citations.best_quote(self.question, s.text)) for n, s in enumerate(sources, 1)])
+
+    @classmethod
+    def of(cls, request: Request) -> "_Run":
+        return cls(request.question, request.on_token, request.on_evidence)
 
 
 def require_text(value: str, what: str, max_chars: int | None = None) -> str:
@@ -91,16 +121,14 @@ def relevant(sources: list[Source], threshold: float) -> list[Source]:
     return [s for s in sources if s.score >= threshold]
 
 
-def ask(parts: Parts, question: str, k: int | None, on_token: OnToken | None, paper_ids: set[str] | None, retrieval_query: str | None = None) -> Answer:
-    """`retrieval_query`, when given, is what retrieval searches for instead of the question
-    (`rag chat` folds the conversation into it); the model still sees the question as asked."""
-    s = parts.settings
+def ask(parts: Parts, request: Request) -> Answer:
+    s, question, k = parts.settings, request.question, request.k
     if asks_for_list(question):
         mode = Mode(prompts.ASK_LIST, "question", k or s.list_k, s.min_relevance, s.max_tokens * 2, secondary=s.list_min_relevance)
     else:
         mode = Mode(prompts.ASK, "question", k or s.k, s.min_relevance, s.max_tokens, whole_papers=True, quote_echo=True)
-    run = _Run(question, on_token)
-    candidates = parts.retriever.search(retrieval_query or question, max(mode.k * 3, 10), paper_ids=paper_ids)
+    run = _Run.of(request)
+    candidates = parts.retriever.search(request.retrieval_query or question, max(mode.k * 3, 10), paper_ids=request.paper_ids)
     passing = relevant(candidates, mode.threshold)
     first = answering_paper(parts, question, candidates)
     sources = [first] if first else []
@@ -110,7 +138,9 @@ def ask(parts: Parts, question: str, k: int | None, on_token: OnToken | None, pa
     run.timings.retrieve_s = run.lap()
     run.relevant = max(len(passing), len(sources))
     if sources and asks_yes_no(question) and parts.judge is not None:
+        run.show_evidence(sources[:JUDGED_PAPERS])
         return _answer_yes_no(parts, run, mode, sources)
+    run.show_evidence(sources)
     return _respond(parts, run, mode, sources)
 
 
@@ -201,18 +231,19 @@ def _not_settled(parts: Parts, run: _Run, best: Source) -> Answer:
     return answer
 
 
-def summarize(parts: Parts, topic: str, k: int | None, on_token: OnToken | None, paper_ids: set[str] | None) -> Answer:
+def summarize(parts: Parts, request: Request) -> Answer:
     """A cited synthesis. When more papers pass the cut-off than fit one prompt, each group of
     `k` is summarised first and the group summaries are combined (map-reduce)."""
-    s = parts.settings
-    k = k or s.summary_k
-    run = _Run(topic, on_token)
-    candidates = parts.retriever.search(topic, max(s.summary_max_papers, k), paper_ids=paper_ids)
+    s, topic, on_token = parts.settings, request.question, request.on_token
+    k = request.k or s.summary_k
+    run = _Run.of(request)
+    candidates = parts.retriever.search(topic, max(s.summary_max_papers, k), paper_ids=request.paper_ids)
     chosen = relevant(candidates, s.summary_min_relevance)
     if chosen:
         chosen = relevant(chosen, max(r.score for r in chosen) * s.summary_relative)
     run.relevant = len(chosen)
     run.timings.retrieve_s = run.lap()
+    run.show_evidence(chosen)
     if len(chosen) <= k:
         return _respond(parts, run, Mode(prompts.SUMMARIZE, "topic", k, s.summary_min_relevance, s.summary_max_tokens), chosen)
     sources = fit_budget(chosen, s.context_tokens * len(chosen) // k)

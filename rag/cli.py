@@ -11,8 +11,8 @@ from typing import List, Optional
 import typer
 
 from rag.cli_common import (
-    AuthorOpt, ChromaOpt, DataDir, JsonOpt, KOpt, LlmOpt, ModelOpt, QuotesOpt, SourceOpt, TitleOpt, YearOpt,
-    app, echo, errors, filters_from, print_answer, print_json, rag_for, stream,
+    AuthorOpt, ChromaOpt, DataDir, EvidenceOpt, JsonOpt, KOpt, LlmOpt, ModelOpt, QuotesOpt, SourceOpt, TitleOpt, YearOpt,
+    app, echo, errors, filters_from, print_answer, print_json, rag_for, show_evidence, stream,
 )
 from rag.errors import InputError
 from rag.safe_text import clean_line, redact_urls
@@ -65,18 +65,21 @@ def ask(
     llm_url: Optional[str] = LlmOpt,
     as_json: bool = JsonOpt,
     show_quotes: bool = QuotesOpt,
+    evidence: bool = EvidenceOpt,
     author: Optional[str] = AuthorOpt,
     year: Optional[str] = YearOpt,
     source: Optional[str] = SourceOpt,
     title: Optional[str] = TitleOpt,
 ):
-    """Answer a question from the indexed papers, citing their titles.
+    """Answer a question from the indexed papers, citing their titles. What was found is printed
+    first, while the model writes.
 
     Example: rag ask "Which papers prove regret bounds for control algorithms?" --year 2020..2023
     """
     with errors():
         filters = filters_from(author, year, source, title)
-        answer = rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url).ask(question, k=k, on_token=stream(not as_json), filters=filters)
+        rag = rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)
+        answer = rag.ask(question, k=k, on_token=stream(not as_json), filters=filters, on_evidence=show_evidence(evidence and not as_json))
     print_json(answer.to_json()) if as_json else print_answer(answer, streamed=True, quotes=show_quotes)
 
 
@@ -91,6 +94,7 @@ def summarize(
     llm_url: Optional[str] = LlmOpt,
     as_json: bool = JsonOpt,
     show_quotes: bool = QuotesOpt,
+    evidence: bool = EvidenceOpt,
     author: Optional[str] = AuthorOpt,
     year: Optional[str] = YearOpt,
     source: Optional[str] = SourceOpt,
@@ -102,7 +106,8 @@ def summarize(
     """
     with errors():
         filters = filters_from(author, year, source, title)
-        answer = rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url).summarize(topic, k=k, on_token=stream(not as_json), filters=filters)
+        rag = rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)
+        answer = rag.summarize(topic, k=k, on_token=stream(not as_json), filters=filters, on_evidence=show_evidence(evidence and not as_json))
     print_json(answer.to_json()) if as_json else print_answer(answer, streamed=True, quotes=show_quotes)
 
 

@@ -51,6 +51,7 @@ KOpt = typer.Option(None, "-k", "--k", min=1, help="How many papers to use.", sh
 JsonOpt = typer.Option(False, "--json", help="Print JSON only.")
 ChromaOpt = typer.Option(None, "--chroma-url", help="Use a Chroma server, http://HOST:PORT (env RAG_CHROMA_URL).", show_default=False)
 LlmOpt = typer.Option(None, "--llm-url", help="Generate with an OpenAI-compatible server, http://HOST:PORT/v1 (env RAG_LLM_URL).", show_default=False)
+EvidenceOpt = typer.Option(True, "--evidence/--no-evidence", help="Before the answer, print each paper it will draw on and its sentence closest to the question.")
 QuotesOpt = typer.Option(False, "--show-quotes", help="Under each cited title, print the paper's sentence that supports the claim.")
 AuthorOpt = typer.Option(None, "--author", help="Only papers with an author name containing this.", show_default=False)
 YearOpt = typer.Option(None, "--year", help="Only papers from this year or range: 2021, 2020..2023, 2020.., ..2023.", show_default=False)
@@ -124,3 +125,9 @@ def stream(enabled: bool):
     from rag import render
 
     return render.stdout_writer() if enabled else None
+
+
+def show_evidence(enabled: bool):
+    from rag import render
+
+    return render.evidence_writer() if enabled else None

@@ -11,6 +11,7 @@ from rag.embedding import Embedder
 from rag.filters import Filters
 from rag.generation import Generator, OnToken
 from rag.doctor import Check
+from rag.answer import OnEvidence
 from rag.ingest import Progress, Removal
 from rag.judge import Judge
 from rag.rerank import Reranker
@@ -117,17 +118,20 @@ class Rag:
 
     def ask(
         self, question: str, k: int | None = None, on_token: OnToken | None = None, filters: Filters | None = None,
-        retrieval_query: str | None = None,
+        retrieval_query: str | None = None, on_evidence: OnEvidence | None = None,
     ) -> Answer:
         """`retrieval_query`, when given, is what retrieval searches for instead of the question
-        (`rag chat` folds the conversation into it); the model still sees the question as asked."""
+        (`rag chat` folds the conversation into it); the model still sees the question as asked.
+        `on_evidence` gets the papers the answer will come from before the model starts."""
         question = answer.require_text(question, "question", answer.MAX_QUESTION_CHARS)
-        return answer.ask(self, question, k, on_token, self._filtered_ids(filters), retrieval_query)
+        return answer.ask(self, answer.Request(question, k, self._filtered_ids(filters), retrieval_query, on_token, on_evidence))
 
-    def summarize(self, topic: str, k: int | None = None, on_token: OnToken | None = None, filters: Filters | None = None) -> Answer:
+    def summarize(
+        self, topic: str, k: int | None = None, on_token: OnToken | None = None, filters: Filters | None = None, on_evidence: OnEvidence | None = None,
+    ) -> Answer:
         """A cited synthesis across the papers that pass the summary cut-off."""
         topic = answer.require_text(topic, "topic", answer.MAX_QUESTION_CHARS)
-        return answer.summarize(self, topic, k, on_token, self._filtered_ids(filters))
+        return answer.summarize(self, answer.Request(topic, k, self._filtered_ids(filters), on_token=on_token, on_evidence=on_evidence))
 
     def doctor(self) -> list[Check]:
         """Offline checks of everything `ask` needs, each with the command that fixes it."""

@@ -8,7 +8,7 @@ import sys
 from typing import Callable
 
 from rag.safe_text import clean, clean_line
-from rag.types import Answer, PaperInfo, Source
+from rag.types import Answer, Evidence, PaperInfo, Source
 
 
 def sources_lines(answer: Answer, quotes: bool = False) -> list[str]:
@@ -19,6 +19,26 @@ def sources_lines(answer: Answer, quotes: bool = False) -> list[str]:
         if quotes and c.quote:
             lines.append(f'      "{clean_line(c.quote)}"')
     return lines
+
+
+def evidence_lines(evidence: list[Evidence]) -> list[str]:
+    """'Found:' and one line per paper the answer will draw on, with its sentence closest to the
+    question, printed before the model's first word."""
+    lines = ["Found:"]
+    for e in evidence:
+        page = f", p. {e.page}" if e.page is not None else ""
+        lines.append(f"  [{e.n}] {clean_line(e.title)}{page}")
+        if e.sentence:
+            lines.append(f'      "{clean_line(e.sentence)}"')
+    return lines
+
+
+def evidence_writer() -> Callable[[list[Evidence]], None]:
+    def write(evidence: list[Evidence]) -> None:
+        sys.stdout.write("\n".join(evidence_lines(evidence)) + "\n\n")
+        sys.stdout.flush()
+
+    return write
 
 
 def coverage_line(answer: Answer) -> str:

@@ -167,9 +167,27 @@ def fake_model_cli(runner, monkeypatch, seeded_real, real_embedder):
     return llm
 
 
-def test_ask_streams_answer_and_lists_sources(runner, fake_model_cli):
+def test_ask_prints_what_it_found_before_the_answer(runner, fake_model_cli):
     fake_model_cli.queue(f"{AUG_FACT} [1].")
     result = run(runner, "ask", AUG_Q)
+    assert result.exit_code == 0, result.output
+    found, answer = result.stdout.split("\n\n", 1)
+    lines = found.splitlines()
+    assert lines[0] == "Found:" and lines[1] == f"  [1] {AUG}"
+    assert "CIFAR10" in lines[2] and lines[2].strip().startswith('"')  # the paper's sentence closest to the question
+    assert answer.startswith(f"{AUG_FACT} [1].")
+
+
+def test_no_evidence_prints_the_answer_alone(runner, fake_model_cli):
+    fake_model_cli.queue(f"{AUG_FACT} [1].")
+    result = run(runner, "ask", AUG_Q, "--no-evidence")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{AUG_FACT} [1].") and "Found:" not in result.stdout
+
+
+def test_ask_streams_answer_and_lists_sources(runner, fake_model_cli):
+    fake_model_cli.queue(f"{AUG_FACT} [1].")
+    result = run(runner, "ask", AUG_Q, "--no-evidence")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert out.startswith(f"{AUG_FACT} [1].")
@@ -191,12 +209,14 @@ def test_ask_json_prints_only_json(runner, fake_model_cli):
         {"n": 1, "paper_id": data["sources"][0]["paper_id"], "title": AUG, "page": None}
     ]
     assert {"question", "answer", "abstained", "citations", "sources", "model", "timings"} <= set(data)
+    timings = data["timings"]
+    assert 0 < timings["retrieve_s"] <= timings["evidence_s"] <= timings["total_s"]
 
 
 def test_ask_abstains_without_sources_block(runner, fake_model_cli):
     result = run(runner, "ask", "What is the boiling point of ethanol at sea level?")
     assert result.exit_code == 0, result.output
-    assert prompts.ABSTAIN_MESSAGE in result.stdout and "Sources:" not in result.stdout
+    assert prompts.ABSTAIN_MESSAGE in result.stdout and "Sources:" not in result.stdout and "Found:" not in result.stdout
     assert fake_model_cli.calls == []
 
 

@@ -282,3 +282,27 @@ def test_fake_rag_end_to_end_with_fake_embedder(fake_rag, fake_llm, seed_copy):
 def test_generator_is_not_built_when_one_is_given(fake_rag, fake_llm):
     assert fake_rag.generator is fake_llm
     assert isinstance(fake_llm, FakeGenerator)
+
+
+def test_evidence_comes_before_the_model_and_matches_what_the_answer_cites(seeded_fake_llm, fake_llm):
+    fake_llm.queue(f"{AUG_FACT} [1].")
+    found = []
+    answer = seeded_fake_llm.ask(AUG_Q, on_evidence=lambda evidence: found.append((evidence, len(fake_llm.calls))))
+    [(evidence, model_calls_then)] = found
+    assert model_calls_then == 0  # shown while the model has not started
+    assert [(e.n, e.title) for e in evidence] == [(n, s.title) for n, s in enumerate(answer.sources, 1)]
+    assert "6.3x speedup on CIFAR10" in evidence[0].sentence
+    assert 0 < answer.timings.evidence_s <= answer.timings.total_s
+
+
+def test_no_evidence_for_a_question_the_papers_do_not_cover(seeded_fake_llm, fake_llm):
+    found = []
+    answer = seeded_fake_llm.ask(UNRELATED_Q, on_evidence=found.append)
+    assert answer.abstained and found == [] and answer.timings.evidence_s == 0
+
+
+def test_a_summary_shows_its_papers_first(seeded_fake_llm, fake_llm):
+    fake_llm.queue(*[f"{AUG_FACT} [1]."] * 8)  # one reply per group and one to combine them
+    found = []
+    answer = seeded_fake_llm.summarize("data augmentation and training efficiency", on_evidence=found.append)
+    assert [e.title for e in found[0]] == [s.title for s in answer.sources]
