@@ -23,7 +23,7 @@ from rag.rerank import Reranker
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import Store
-from rag.text import cited_numbers
+from rag.text import cited_numbers, focused
 from rag.types import Answer, CheckedSentence, Evidence, Source, Timings
 
 OnEvidence = Callable[[list[Evidence]], None]
@@ -159,7 +159,10 @@ def answering_paper(parts: Parts, question: str, candidates: list[Source]) -> So
     top = candidates[:RERANKED]
     scores = parts.reranker.score(question, [passage(c) for c in top])
     best = max(range(len(top)), key=scores.__getitem__)
-    return top[best] if scores[best] >= s.min_rerank else None
+    # A yes/no question gets past a lower bar: past it, the judge says only what it is sure of and
+    # otherwise the paper is quoted, so a weak match costs a quote, not a made-up answer.
+    bar = s.min_rerank_yes_no if parts.judge is not None and asks_yes_no(question) else s.min_rerank
+    return top[best] if scores[best] >= bar else None
 
 
 def passage(source: Source) -> str:
@@ -270,6 +273,9 @@ def _respond(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answ
         return Answer(run.question, prompts.ABSTAIN_MESSAGE, True, [], [], parts.model_name(), run.timings)
     if mode.whole_papers:
         sources = _with_full_text(parts.store, sources)
+        if parts.settings.focus_tokens:
+            chars = parts.settings.focus_tokens * CHARS_PER_TOKEN
+            sources = [dataclasses.replace(s, text=focused(s.text, run.question, chars)) for s in sources]
     sources = fit_budget(sources, parts.settings.context_tokens)
     body = "\n\n".join(prompts.format_source(n, s.title, s.authors, s.text) for n, s in enumerate(sources, 1))
     user = mode.template.format(**{mode.slot: run.question, "sources": body})

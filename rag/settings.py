@@ -47,6 +47,7 @@ class Settings:
     rerank: str = field(default="model", metadata=_meta("Who decides whether the best passages answer a question at all: model (a cross-encoder) or off (the relevance cut-off alone)."))
     min_rerank: float = field(default=0.5, metadata=_meta("Cross-encoder score (a logit) one of the three best passages needs for a question to be answered..."))
     confident_relevance: float = field(default=0.5, metadata=_meta("...unless the best paper's relevance reaches this."))
+    min_rerank_yes_no: float = field(default=-3.5, metadata=_meta("The same for a yes/no question the judge decides: what it gets past this is a direction the judge is sure of, or the paper's own words."))
     summary_max_papers: int = field(default=16, metadata=_meta("Most papers a summary draws on; past summary_k they are summarised in groups, then combined."))
     summary_min_relevance: float = field(default=0.25, metadata=_meta("Below this relevance a paper is left out of a summary."))
     combine_max_tokens: int = field(default=90, metadata=_meta("Longest closing overview of a summary done in groups (about two sentences)."))
@@ -57,6 +58,7 @@ class Settings:
     chunk_words: int = field(default=180, metadata=_meta("Longest chunk, in words, before text is split on sentences."))
     chunk_overlap: int = field(default=1, metadata=_meta("Sentences repeated between neighbouring chunks."))
     context_tokens: int = field(default=1400, metadata=_meta("Token budget for the source texts in one prompt."))
+    focus_tokens: int = field(default=0, metadata=_meta("For a question: tokens of each paper given to the model, its first sentence and those closest to the question (0: the whole abstract)."))
     max_tokens: int = field(default=160, metadata=_meta("Longest answer to a question, in tokens."))
     summary_max_tokens: int = field(default=400, metadata=_meta("Longest summary, in tokens."))
     n_ctx: int = field(default=4096, metadata=_meta("Model context window in tokens."))
@@ -117,6 +119,7 @@ _RANGES = {
         "max_tokens", "summary_max_tokens", "n_ctx", "threads",
     )},
     "chunk_overlap": (0, None),
+    "focus_tokens": (0, None),
     **{name: (0, 1) for name in (
         "list_min_relevance", "min_relevance", "summary_min_relevance", "summary_relative", "min_support", "dense_weight",
         "confident_relevance",

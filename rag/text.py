@@ -66,6 +66,29 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
+def focused(text: str, question: str, chars: int) -> str:
+    """The sentences of `text` a question needs, within `chars`: the first (what the paper does),
+    then the sentences sharing the most words with the question, each with the one after it, in
+    the paper's order; a gap is marked with "…". The model reads every token of its prompt before
+    it writes one (65-80 tokens/s on a 2-core laptop)."""
+    sentences = split_sentences(text)
+    if len(text) <= chars or len(sentences) < 3:
+        return text
+    wanted = roots(question)
+    ranked = sorted(range(1, len(sentences)), key=lambda i: -len(wanted & roots(sentences[i])))
+    keep, used = {0}, len(sentences[0])
+    for i in ranked:
+        for j in (i, i + 1):
+            if j < len(sentences) and j not in keep and used + len(sentences[j]) <= chars:
+                keep.add(j)
+                used += len(sentences[j]) + 1
+    out, last = [], -1
+    for i in sorted(keep):
+        out.append(("… " if i != last + 1 else "") + sentences[i])
+        last = i
+    return " ".join(out)
+
+
 def join_overlapping(texts: list[str]) -> str:
     """Consecutive chunks joined into one text, the sentences they repeat as overlap kept once."""
     joined = texts[0] if texts else ""

@@ -6,7 +6,7 @@ import pytest
 
 from rag import chunking, corpus
 from rag.papers import paper_id_for
-from rag.text import split_sentences
+from rag.text import focused, split_sentences
 from rag.types import Paper
 
 
@@ -107,3 +107,21 @@ def test_dense_and_lexical_text():
     assert chunking.dense_text("Title", "Body text.") == "Title. Body text."
     lex = chunking.lexical_text("Title", ("Ada Lovelace", "Alan Turing"), "Body text.")
     assert "Ada Lovelace" in lex and "Alan Turing" in lex and "Body text." in lex and lex.startswith("Title")
+
+
+ABSTRACT = (
+    "We study wind farms. Turbines waste energy in wakes. Our controller yaws each turbine to steer its wake. "
+    "It raises farm output by 7% in simulation. Field tests confirm 4% on a real farm. We release the code."
+)
+
+
+def test_focused_keeps_the_first_sentence_and_those_the_question_needs():
+    text = focused(ABSTRACT, "How much does the yaw controller raise output?", 160)
+    assert text.startswith("We study wind farms.")
+    assert "It raises farm output by 7% in simulation." in text
+    assert "We release the code." not in text and len(text) <= 160 + 10
+    assert "… " in text  # a gap is marked, so the model does not read two sentences as one passage
+
+
+def test_focused_leaves_a_short_text_alone():
+    assert focused(ABSTRACT, "anything", 10_000) == ABSTRACT

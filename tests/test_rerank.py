@@ -96,3 +96,21 @@ def test_the_real_gate_refuses_a_near_domain_question_the_cut_off_let_through(se
     question = "How does Direct Preference Optimization (DPO) avoid training an explicit reward model?"
     assert rag.search(question, k=1)[0].score >= rag.settings.min_relevance  # the old cut-off would answer
     assert rag.ask(question).abstained
+
+
+YES_NO = "Is it true that MANSA decides when to use centralised learning?"
+
+
+def test_a_yes_no_question_passes_a_lower_bar_and_then_says_only_what_the_judge_is_sure_of(reranked, fake_llm):
+    rag, _ = reranked([-3.0, -2.0, -4.0])  # below the bar of an open question, above a yes/no one's
+    assert rag.search(YES_NO, k=1)[0].score < rag.settings.confident_relevance
+    assert rag.settings.min_rerank_yes_no < -2.0 < rag.settings.min_rerank
+    fake_llm.queue("UNCLEAR")  # the judge's reply
+    result = rag.ask(YES_NO)
+    assert not result.abstained and result.verdict == "not settled" and result.answer.startswith(prompts.NOT_SETTLED)
+    assert rag.ask(LOW).abstained  # the same scores refuse an open question
+
+
+def test_a_yes_no_question_below_its_bar_is_refused(reranked):
+    rag, _ = reranked([-6.0, -5.0, -7.0])
+    assert rag.ask(YES_NO).abstained
