@@ -186,6 +186,7 @@ def evaluate(rag: Rag, questions: list[EvalQuestion], use_llm: bool = True, prog
                 "unsupported": sum(not s.supported for s in answer.checked),
                 "sentences": len(answer.checked),
                 "seconds": round(answer.timings.total_s, 2),
+                "prompt_tokens": answer.timings.prompt_tokens,
                 "answer": answer.answer,
             }
         )
