@@ -4,6 +4,7 @@ agree on what a word is, or a claim the index matched would fail the check."""
 
 from __future__ import annotations
 
+import math
 import re
 
 # --- words ---------------------------------------------------------------------------------------
@@ -75,7 +76,10 @@ def focused(text: str, question: str, chars: int) -> str:
     if len(text) <= chars or len(sentences) < 3:
         return text
     wanted = roots(question)
-    ranked = sorted(range(1, len(sentences)), key=lambda i: -len(wanted & roots(sentences[i])))
+    held = [roots(s) for s in sentences]
+    # A question word in every sentence (the paper's topic) tells them apart less than a rare one.
+    weight = {w: math.log((len(sentences) + 1) / (1 + sum(w in h for h in held))) for w in wanted}
+    ranked = sorted(range(1, len(sentences)), key=lambda i: -sum(weight[w] for w in wanted & held[i]))
     keep, used = {0}, len(sentences[0])
     for i in ranked:
         for j in (i, i + 1):
