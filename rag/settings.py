@@ -58,7 +58,7 @@ class Settings:
     chunk_words: int = field(default=180, metadata=_meta("Longest chunk, in words, before text is split on sentences."))
     chunk_overlap: int = field(default=1, metadata=_meta("Sentences repeated between neighbouring chunks."))
     context_tokens: int = field(default=1400, metadata=_meta("Token budget for the source texts in one prompt."))
-    focus_tokens: int = field(default=0, metadata=_meta("For a question: tokens of each paper given to the model, its first sentence and those closest to the question (0: the whole abstract)."))
+    focus_tokens: int = field(default=250, metadata=_meta("For a question: tokens of each abstract given to the model, its first sentence and those closest to the question (0: the whole abstract)."))
     max_tokens: int = field(default=160, metadata=_meta("Longest answer to a question, in tokens."))
     summary_max_tokens: int = field(default=400, metadata=_meta("Longest summary, in tokens."))
     n_ctx: int = field(default=4096, metadata=_meta("Model context window in tokens."))

@@ -45,13 +45,14 @@ def test_prompt_has_numbered_sources_and_the_question(seeded_fake_llm, fake_llm)
     assert fake_llm.max_tokens == [seeded_fake_llm.settings.max_tokens]
 
 
-def test_ask_gives_the_model_the_whole_paper(seeded_fake_llm, fake_llm):
+def test_ask_gives_the_model_the_whole_paper(seeded_real, real_embedder, fake_llm):
     # The augmentation abstract is stored as two overlapping chunks; the model must see it once, whole.
+    whole = Rag(seeded_real.settings.with_overrides(focus_tokens=0), embedder=real_embedder, generator=fake_llm)
     fake_llm.queue(f"{AUG_FACT} [1].")
-    answer, _ = ask(seeded_fake_llm, AUG_Q)
+    answer, _ = ask(whole, AUG_Q)
     assert answer.sources[0].title == AUG
-    abstract = next(p.abstract for f in corpus.load([seeded_fake_llm.settings.seed_dir]) for p in f.papers if p.title == AUG)
-    assert seeded_fake_llm.store.stored_papers()[paper_id_for(AUG)].chunks >= 2
+    abstract = next(p.abstract for f in corpus.load([whole.settings.seed_dir]) for p in f.papers if p.title == AUG)
+    assert whole.store.stored_papers()[paper_id_for(AUG)].chunks >= 2
     assert answer.sources[0].text == abstract
     assert fake_llm.prompts[0].count("Our experiments demonstrate") == 1
 
@@ -306,3 +307,13 @@ def test_a_summary_shows_its_papers_first(seeded_fake_llm, fake_llm):
     found = []
     answer = seeded_fake_llm.summarize("data augmentation and training efficiency", on_evidence=found.append)
     assert [e.title for e in found[0]] == [s.title for s in answer.sources]
+
+
+def test_by_default_the_model_reads_the_sentences_the_question_needs(seeded_fake_llm, fake_llm):
+    fake_llm.queue(f"{AUG_FACT} [1].")
+    answer, _ = ask(seeded_fake_llm, AUG_Q)
+    abstract = next(p.abstract for f in corpus.load([seeded_fake_llm.settings.seed_dir]) for p in f.papers if p.title == AUG)
+    given = answer.sources[0].text
+    assert len(given) < len(abstract) and len(given) <= seeded_fake_llm.settings.focus_tokens * 4 + 40
+    assert "6.3x speedup on CIFAR10" in given and given in fake_llm.prompts[0]
+    assert answer.citations[0].title == AUG  # the check and the quote read what the model read
