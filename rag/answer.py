@@ -84,6 +84,7 @@ class _Run:
     question: str
     on_token: OnToken | None = None
     on_evidence: OnEvidence | None = None
+    about: str = ""  # what the papers are searched and cut for: a follow-up folds in the turn before
     started: float = field(default_factory=time.perf_counter)
     timings: Timings = field(default_factory=Timings)
     relevant: int = 0  # papers that passed the relevance cut-off
@@ -102,7 +103,7 @@ class _Run:
 
     @classmethod
     def of(cls, request: Request) -> "_Run":
-        return cls(request.question, request.on_token, request.on_evidence)
+        return cls(request.question, request.on_token, request.on_evidence, request.retrieval_query or request.question)
 
 
 def require_text(value: str, what: str, max_chars: int | None = None) -> str:
@@ -281,7 +282,7 @@ def _respond(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answ
             # coverage; 200 lost a fact, 100 lost 20 (docs/evaluation.md). A PDF passage is
             # already the best chunk and stays whole.
             chars = parts.settings.focus_tokens * CHARS_PER_TOKEN
-            sources = [s if s.page is not None else dataclasses.replace(s, text=focused(s.text, run.question, chars)) for s in sources]
+            sources = [s if s.page is not None else dataclasses.replace(s, text=focused(s.text, run.about, chars)) for s in sources]
     sources = fit_budget(sources, parts.settings.context_tokens)
     body = "\n\n".join(prompts.format_source(n, s.title, s.authors, s.text) for n, s in enumerate(sources, 1))
     user = mode.template.format(**{mode.slot: run.question, "sources": body})

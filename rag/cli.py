@@ -11,8 +11,8 @@ from typing import List, Optional
 import typer
 
 from rag.cli_common import (
-    AuthorOpt, ChromaOpt, DataDir, EvidenceOpt, JsonOpt, KOpt, LlmOpt, ModelOpt, QuotesOpt, SourceOpt, TitleOpt, YearOpt,
-    app, echo, errors, filters_from, print_answer, print_json, rag_for, show_evidence, stream,
+    AuthorOpt, BibOpt, ChromaOpt, DataDir, EvidenceOpt, JsonOpt, KOpt, LlmOpt, ModelOpt, QuotesOpt, SourceOpt, TitleOpt, YearOpt,
+    app, check_bib_target, echo, errors, filters_from, print_answer, print_json, rag_for, show_evidence, stream, write_bib,
 )
 from rag.errors import InputError
 from rag.safe_text import clean_line, redact_urls
@@ -66,6 +66,7 @@ def ask(
     as_json: bool = JsonOpt,
     show_quotes: bool = QuotesOpt,
     evidence: bool = EvidenceOpt,
+    bib: Optional[Path] = BibOpt,
     author: Optional[str] = AuthorOpt,
     year: Optional[str] = YearOpt,
     source: Optional[str] = SourceOpt,
@@ -74,13 +75,16 @@ def ask(
     """Answer a question from the indexed papers, citing their titles. What was found is printed
     first, while the model writes.
 
-    Example: rag ask "Which papers prove regret bounds for control algorithms?" --year 2020..2023
+    Example: rag ask "Which papers prove regret bounds for control algorithms?" --year 2020..2023 --bib cited.bib
     """
     with errors():
         filters = filters_from(author, year, source, title)
+        check_bib_target(bib)
         rag = rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)
         answer = rag.ask(question, k=k, on_token=stream(not as_json), filters=filters, on_evidence=show_evidence(evidence and not as_json))
     print_json(answer.to_json()) if as_json else print_answer(answer, streamed=True, quotes=show_quotes)
+    with errors():
+        write_bib(rag, answer, bib)
 
 
 @app.command()
@@ -95,6 +99,7 @@ def summarize(
     as_json: bool = JsonOpt,
     show_quotes: bool = QuotesOpt,
     evidence: bool = EvidenceOpt,
+    bib: Optional[Path] = BibOpt,
     author: Optional[str] = AuthorOpt,
     year: Optional[str] = YearOpt,
     source: Optional[str] = SourceOpt,
@@ -102,13 +107,16 @@ def summarize(
 ):
     """Write a short synthesis of what the papers say about a topic, each claim cited.
 
-    Example: rag summarize "reward modelling for RLHF" --author Christiano
+    Example: rag summarize "reward modelling for RLHF" --author Christiano --bib cited.bib
     """
     with errors():
         filters = filters_from(author, year, source, title)
+        check_bib_target(bib)
         rag = rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)
         answer = rag.summarize(topic, k=k, on_token=stream(not as_json), filters=filters, on_evidence=show_evidence(evidence and not as_json))
     print_json(answer.to_json()) if as_json else print_answer(answer, streamed=True, quotes=show_quotes)
+    with errors():
+        write_bib(rag, answer, bib)
 
 
 @app.command()

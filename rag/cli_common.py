@@ -10,7 +10,7 @@ import json
 
 import typer
 
-from rag.errors import RagError
+from rag.errors import InputError, RagError
 from rag.safe_text import clean, clean_line, redact_urls
 from rag.settings import Settings
 
@@ -125,6 +125,37 @@ def stream(enabled: bool):
     from rag import render
 
     return render.stdout_writer() if enabled else None
+
+
+BibOpt = typer.Option(None, "--bib", help="Write the BibTeX entries of the papers the answer cites to this file.", show_default=False, dir_okay=False)
+
+
+def check_bib_target(path) -> None:
+    """Refuse a --bib file that cannot be written before the model runs, not after."""
+    import os
+
+    if path is None:
+        return
+    parent = path.expanduser().resolve().parent
+    if path.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"cannot write the BibTeX file {path}: {'it is a folder' if path.is_dir() else 'its folder is missing or read-only'}")
+
+
+def write_bib(rag, answer, path) -> None:
+    """The cited papers' entries to `path` (written whole or not at all); one line on stderr."""
+    import os
+
+    if path is None:
+        return
+    text = rag.bibtex(answer)
+    if not text:
+        echo(f"no paper cited: {path} not written", err=True)
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    n = len({c.paper_id for c in answer.citations})
+    echo(f"wrote {n} BibTeX {'entry' if n == 1 else 'entries'} to {path}", err=True)
 
 
 def show_evidence(enabled: bool):

@@ -133,6 +133,19 @@ class Rag:
         topic = answer.require_text(topic, "topic", answer.MAX_QUESTION_CHARS)
         return answer.summarize(self, answer.Request(topic, k, self._filtered_ids(filters), on_token=on_token, on_evidence=on_evidence))
 
+    def bibtex(self, answer: Answer) -> str:
+        """BibTeX entries of exactly the papers `answer` cites, in citation order: the user's own
+        entry for a paper read from a .bib, else one built from the store (with the cited pages
+        of a PDF). Empty when nothing is cited."""
+        from rag import references
+
+        infos = {p.paper_id: p for p in self.store.paper_infos()} if answer.citations else {}
+        pages: dict[str, list[int]] = {}
+        for c in answer.citations:
+            if c.paper_id in infos:
+                pages.setdefault(c.paper_id, []).extend([c.page] if c.page is not None else [])
+        return references.bibtex([references.Cited(infos[pid], tuple(got)) for pid, got in pages.items()])
+
     def doctor(self) -> list[Check]:
         """Offline checks of everything `ask` needs, each with the command that fixes it."""
         return doctor.doctor(self.settings, self.store, lambda: self.generator)

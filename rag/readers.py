@@ -98,7 +98,7 @@ def read_bibtex(text: str, source: str, name: str) -> BibResult:
     problems = [f"broken BibTeX entry at line {b.start_line + 1} skipped" for b in library.failed_blocks]
     for entry in library.entries:
         fields = {k.lower(): _bib_value(f.value) for k, f in entry.fields_dict.items()}
-        title = clean_text(fields.get("title", ""))
+        title = bib_title(entry)
         if not title:
             problems.append(f"entry {entry.key} has no title, skipped")
             continue
@@ -116,6 +116,12 @@ def read_bibtex(text: str, source: str, name: str) -> BibResult:
     if not papers:
         raise InputError(f"{name}: no BibTeX entries found")
     return BibResult(papers, problems)
+
+
+def bib_title(entry) -> str:
+    """A bibtexparser entry's title as a paper's title: what its paper id is made from."""
+    field = {k.lower(): f for k, f in entry.fields_dict.items()}.get("title")
+    return clean_text(_bib_value(field.value)) if field else ""
 
 
 def _bib_value(value) -> str:

@@ -363,3 +363,56 @@ def test_metadata_written_before_sources_were_lists_still_reads():
 
     assert sources_of({"source": "/a/old.txt"}) == ["/a/old.txt"]
     assert sources_of({"source": "/a/x.pdf", "sources": json.dumps(["/a/x.pdf", "/a/x.bib"])}) == ["/a/x.pdf", "/a/x.bib"]
+
+
+# --- BibTeX out (issue #16) ----------------------------------------------------------------------
+
+
+def quokka_answer(rag: Rag, fake_llm):
+    fake_llm.queue("Quokka routing uses a capacity factor of 1.25 to keep experts balanced [1].")
+    return rag.ask("What capacity factor does Quokka routing use?", k=1, filters=Filters(title="sparse"))
+
+
+def test_bibtex_gives_back_the_users_own_entry(ingested_library, fake_llm):
+    bib = ingested_library.bibtex(quokka_answer(ingested_library, fake_llm))
+    assert bib.startswith("@inproceedings{lovelace2022,") and "Sparse Routing for Efficient {T}ransformers" in bib
+    assert bib.count("@") == 1  # exactly the paper cited
+
+
+def test_bibtex_builds_an_entry_when_the_bib_file_is_gone(ingested_library, library, fake_llm):
+    answer = quokka_answer(ingested_library, fake_llm)
+    (library / "refs.bib").unlink()
+    bib = ingested_library.bibtex(answer)
+    assert bib.startswith("@article{lovelace2022sparse,")
+    assert "title = {{Sparse Routing for Efficient Transformers}}" in bib and "author = {Ada Lovelace and Alan Turing}" in bib
+    assert "year = {2022}" in bib and "note = {Cited pages: 2}" in bib and "sparse.pdf" in bib
+    assert ingested_library.bibtex(answer) == bib  # the key is stable from run to run
+
+
+def test_built_keys_never_collide_and_markup_is_escaped():
+    from rag.references import Cited, bibtex
+    from rag.types import PaperInfo
+
+    a = PaperInfo("a", "Deep Nets & More", ("Ada Lovelace",), "x.txt", 1, 2020)
+    b = PaperInfo("b", "Deep Nets, Again", ("Ada Lovelace",), "y.txt", 1, 2020)
+    text = bibtex([Cited(a), Cited(b)])
+    assert "@misc{lovelace2020deep," in text and "@misc{lovelace2020deepb," in text
+    assert "Deep Nets \\& More" in text
+
+
+def test_cli_bib_writes_the_cited_papers_and_refuses_a_bad_target(library, tmp_path):
+    embedder, llm = FakeEmbedder(), FakeGenerator()
+    runner = RagRunner()
+    runner.factory = lambda **kw: Rag(Settings.load(**kw), embedder=embedder, generator=llm)
+    assert runner.invoke(cli.app, ["ingest", str(library)]).exit_code == 0
+    llm.queue("Quokka routing uses a capacity factor of 1.25 to keep experts balanced [1].")
+    out = tmp_path / "cited.bib"
+    asked = runner.invoke(cli.app, ["ask", "What capacity factor does Quokka routing use?", "--source", str(library / "pdfs"), "-k", "1", "--bib", str(out)])
+    assert asked.exit_code == 0, asked.output
+    assert out.read_text().startswith("@inproceedings{lovelace2022,") and f"wrote 1 BibTeX entry to {out}" in asked.stderr
+    calls = len(llm.calls)
+    bad = runner.invoke(cli.app, ["ask", "What capacity factor does Quokka routing use?", "--bib", str(tmp_path / "missing" / "x.bib")])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: cannot write the BibTeX file") and len(bad.stderr.strip().splitlines()) == 1
+    assert len(llm.calls) == calls  # refused before the model ran
+    none = runner.invoke(cli.app, ["ask", "What is the boiling point of ethanol at sea level?", "--bib", str(tmp_path / "none.bib")])
+    assert none.exit_code == 0 and not (tmp_path / "none.bib").exists() and "no paper cited" in none.stderr
