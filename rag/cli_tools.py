@@ -1,4 +1,4 @@
-"""The tool commands of `rag`: eval, chat, bench and models. Registered on the same app as the
+"""The tool commands of `rag`: eval, chat, mcp, bench and models. Registered on the same app as the
 paper and answer commands (cli.py imports this module last, so `rag --help` keeps its order)."""
 
 from __future__ import annotations
@@ -84,6 +84,27 @@ def chat(
         if load:
             load()
         chat_lib.run(chat_lib.ChatSession(rag, k=k), read, stream(True))
+
+
+@app.command()
+def mcp(
+    ctx: typer.Context,
+    model: Optional[str] = ModelOpt,
+    data_dir: Optional[Path] = DataDir,
+    chroma_url: Optional[str] = ChromaOpt,
+    llm_url: Optional[str] = LlmOpt,
+):
+    """Serve the papers to MCP clients (assistants, editors) over stdio: tools search_papers, ask,
+    summarize and list_papers, with the same filters as the commands.
+
+    Example: rag mcp --data-dir ~/.local/share/paper-rag   (register this command with the client)
+    """
+    with errors():
+        try:
+            from rag.mcp_server import build_server
+        except ImportError as exc:
+            fail(f"the MCP SDK is not installed ({exc}); run scripts/setup.sh")
+        build_server(lambda: rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)).run("stdio")
 
 
 @app.command()
