@@ -29,14 +29,17 @@ def ingest(
     data_dir: Optional[Path] = DataDir,
     chroma_url: Optional[str] = ChromaOpt,
     as_json: bool = JsonOpt,
+    watch: bool = typer.Option(False, "--watch", help="Keep going: re-ingest whenever files under the paths are added, changed or deleted (Ctrl-C stops)."),
 ):
     """Index papers; unchanged files cost nothing on re-ingest. A file that cannot be read is
     skipped with one warning line and exit code 1; the rest is ingested.
 
-    Example: rag ingest seeds/ ~/papers/ refs.bib
+    Example: rag ingest seeds/ ~/papers/ refs.bib   (or: rag ingest ~/papers --watch)
     """
     from rag.progress import bar
 
+    if watch:
+        return _watch(ctx, paths, data_dir, chroma_url)
     with errors():
         rag = rag_for(ctx, data_dir=data_dir, chroma_url=chroma_url)
         with bar("embedding", "chunks", disable=as_json) as progress:
@@ -52,6 +55,20 @@ def ingest(
         )
     if report.skipped:
         raise typer.Exit(1)  # done, but not everything given was read
+
+
+def _watch(ctx: typer.Context, paths, data_dir, chroma_url) -> None:
+    """`rag ingest --watch`: one line per changed file and per ingest, until Ctrl-C."""
+    from rag import watch
+
+    with errors():
+        rag = rag_for(ctx, data_dir=data_dir, chroma_url=chroma_url)
+        roots = [Path(p).expanduser() for p in (paths or [rag.settings.seed_dir])]
+        echo(f"watching {', '.join(str(r) for r in roots)} (Ctrl-C stops)")
+        try:
+            watch.watch(rag, watch.WatchPlan(roots), lambda line: echo(clean_line(line)))
+        except KeyboardInterrupt:
+            echo("stopped")
 
 
 @app.command()

@@ -21,7 +21,7 @@ LAYERS = [
     {"index", "retrieval"},
     {"ingest", "answer", "doctor"},
     {"pipeline"},
-    {"evaluation", "claims", "chat", "mcp_server", "bench", "__init__"},
+    {"evaluation", "claims", "chat", "mcp_server", "watch", "bench", "__init__"},
     {"cli", "cli_common", "cli_tools", "__main__"},
 ]
 
