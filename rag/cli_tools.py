@@ -104,7 +104,8 @@ def mcp(
             from rag.mcp_server import build_server
         except ImportError as exc:
             fail(f"the MCP SDK is not installed ({exc}); run scripts/setup.sh")
-        build_server(lambda: rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)).run("stdio")
+        rag = rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)  # bad settings: one line now, not at the first call
+        build_server(lambda: rag).run("stdio")
 
 
 @app.command()
