@@ -8,6 +8,7 @@ both, because a line's role follows from what it looks like and what came before
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -166,6 +167,7 @@ class SourceFile:
     # Read whole, but something was guessed (a PDF titled from its file name): warned about like a
     # problem, yet unlike one it does not keep the papers the file held before (ingest.Seen.read_whole).
     warnings: tuple[str, ...] = ()
+    attachments: tuple[tuple[str, str], ...] = ()  # (PDF path, title of the BibTeX entry that attaches it)
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ def read_file(path: Path) -> SourceFile:
     if kind in ("bibtex", "jsonl"):
         read = readers.read_bibtex if kind == "bibtex" else readers.read_jsonl
         bib = read(text, source, str(path))
-        return SourceFile(source, file_hash(data), tuple(merge_papers(bib.papers)), tuple(bib.problems))
+        return SourceFile(source, file_hash(data), tuple(merge_papers(bib.papers)), tuple(bib.problems), tuple(bib.warnings), tuple(bib.attachments.items()))
     markdown = path.suffix.lower() in {".md", ".markdown"} or re.search(r"(?m)^#{1,6}\s", text)
     if not markdown and looks_like_listing(text):
         papers = parse_listing(text, source)
@@ -269,17 +271,37 @@ def load_batch(paths: list[Path]) -> Batch:
     """Every readable file; each bad one is skipped with its reason instead of failing the batch.
     A path that does not exist is still an error, before anything is read."""
     batch = Batch([], [])
-    for path in discover(paths):
-        try:
-            f = read_file(path)
-        except InputError as exc:
-            reason = str(exc)
-            prefix = f"{path}: "
-            batch.skipped.append(Skipped(str(path), reason[len(prefix):] if reason.startswith(prefix) else reason))
-            continue
-        batch.files.append(f)
-        batch.skipped.extend(Skipped(str(path), p, whole_file=False) for p in f.problems + f.warnings)
+    found = discover(paths)
+    for path in found:
+        _read_into(batch, path)
+    # A PDF a BibTeX entry attaches is read even when only the .bib was given, and becomes that
+    # entry's paper: its title is the entry's, so the two merge into one paper.
+    attached = dict(pair for f in batch.files for pair in f.attachments)
+    for path in sorted(set(attached) - {str(p) for p in found}):
+        _read_into(batch, Path(path))
+    batch.files = [_titled(f, attached[f.path]) if f.path in attached else f for f in batch.files]
+    for f in batch.files:
+        batch.skipped.extend(Skipped(f.path, p, whole_file=False) for p in f.problems + f.warnings)
     return batch
+
+
+def _read_into(batch: Batch, path: Path) -> None:
+    try:
+        f = read_file(path)
+    except InputError as exc:
+        reason = str(exc)
+        prefix = f"{path}: "
+        batch.skipped.append(Skipped(str(path), reason[len(prefix):] if reason.startswith(prefix) else reason))
+        return
+    batch.files.append(f)
+
+
+def _titled(f: SourceFile, title: str) -> SourceFile:
+    """The attached PDF's paper under its entry's title (the PDF's own guess at it is dropped)."""
+    papers = tuple(dataclasses.replace(p, title=title, paper_id=paper_id_for(title)) for p in f.papers if p.kind == "pdf")
+    if not papers:
+        return f
+    return dataclasses.replace(f, papers=papers, warnings=tuple(w for w in f.warnings if "no title found" not in w))
 
 
 def corpus_titles(path: Path) -> dict[str, str]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import json
+import logging
 import re
-from dataclasses import dataclass
+from pathlib import Path
+from dataclasses import dataclass, field
 
 from rag.errors import InputError
 from rag.papers import clean_text, paper_id_for
@@ -83,6 +84,10 @@ def first_year(text: str) -> int | None:
 class BibResult:
     papers: list[Paper]
     problems: list[str]  # one line per broken or unusable entry
+    # PDFs the entries attach (`file = {...}`, as Zotero and Better BibTeX export it): path -> the
+    # entry's title, so the PDF becomes that entry's paper (one paper, not two).
+    attachments: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # an attachment that is not there
 
 
 def read_bibtex(text: str, source: str, name: str) -> BibResult:
@@ -95,6 +100,8 @@ def read_bibtex(text: str, source: str, name: str) -> BibResult:
     except Exception as exc:
         raise InputError(f"{name}: cannot parse BibTeX ({exc.__class__.__name__})") from None
     papers: list[Paper] = []
+    attachments: dict[str, str] = {}
+    missing: list[str] = []
     problems = [f"broken BibTeX entry at line {b.start_line + 1} skipped" for b in library.failed_blocks]
     for entry in library.entries:
         fields = {k.lower(): _bib_value(f.value) for k, f in entry.fields_dict.items()}
@@ -105,6 +112,12 @@ def read_bibtex(text: str, source: str, name: str) -> BibResult:
         authors = tuple(_bib_name(a) for a in re.split(r"\s+and\s+", fields.get("author", "")) if a.strip())
         year = first_year(fields.get("year", ""))
         venue = clean_text(fields.get("journal") or fields.get("booktitle") or fields.get("publisher") or "")
+        raw_file = {k.lower(): f for k, f in entry.fields_dict.items()}.get("file")
+        for attached in attached_pdfs(str(raw_file.value) if raw_file else "", source):
+            if Path(attached).is_file():
+                attachments[attached] = title
+            else:
+                missing.append(f"entry {entry.key}: attached file {attached} not found")
         papers.append(
             Paper(
                 paper_id=paper_id_for(title), title=title, authors=authors,
@@ -115,7 +128,25 @@ def read_bibtex(text: str, source: str, name: str) -> BibResult:
         raise InputError(f"{name}: no usable BibTeX entry ({problems[0]})")
     if not papers:
         raise InputError(f"{name}: no BibTeX entries found")
-    return BibResult(papers, problems)
+    return BibResult(papers, problems, attachments, missing)
+
+
+_ZOTERO_FILE = re.compile(r"^(?P<label>[^:]*):(?P<path>.+):(?P<mime>[\w.+-]+/[\w.+-]+|PDF|pdf)$")
+
+
+def attached_pdfs(value: str, bib_path: str) -> list[str]:
+    """The PDFs a `file` field names, resolved against the .bib's folder. Zotero writes
+    `Full Text PDF:files/12/x.pdf:application/pdf;...`, Better BibTeX a bare path, JabRef
+    `:x.pdf:PDF`; several are separated by ';'."""
+    found = []
+    for part in (p.strip() for p in value.replace("\\:", "\x00").split(";")):
+        if not part:
+            continue
+        match = _ZOTERO_FILE.match(part)
+        path = (match.group("path") if match else part).replace("\x00", ":")
+        if path.lower().endswith(".pdf"):
+            found.append(str((Path(bib_path).parent / Path(path).expanduser()).resolve()))
+    return found
 
 
 def bib_title(entry) -> str:

@@ -416,3 +416,48 @@ def test_cli_bib_writes_the_cited_papers_and_refuses_a_bad_target(library, tmp_p
     assert len(llm.calls) == calls  # refused before the model ran
     none = runner.invoke(cli.app, ["ask", "What is the boiling point of ethanol at sea level?", "--bib", str(tmp_path / "none.bib")])
     assert none.exit_code == 0 and not (tmp_path / "none.bib").exists() and "no paper cited" in none.stderr
+
+
+# --- Zotero / Better BibTeX exports: file fields attach PDFs (issue #16) -----------------------
+
+EXTENDED = "Sparse Routing for Efficient Transformers: Extended Version"
+
+
+def zotero_export(folder: Path, file_field: str) -> Path:
+    """A Zotero-style export: the .bib, and the PDF under files/<n>/ as Zotero writes them."""
+    (folder / "files" / "7").mkdir(parents=True)
+    sample_paper(folder / "files" / "7" / "sparse.pdf")
+    bib = folder / "export.bib"
+    bib.write_text(
+        "@article{lovelace2022ext,\n  title = {Sparse Routing for Efficient Transformers: Extended Version},\n"
+        f"  author = {{Lovelace, Ada and Turing, Alan}},\n  year = {{2023}},\n  file = {{{file_field}}},\n}}\n",
+        encoding="utf-8",
+    )
+    return bib
+
+
+@pytest.mark.parametrize(
+    "file_field",
+    ["Full Text PDF:files/7/sparse.pdf:application/pdf", "files/7/sparse.pdf", ":files/7/sparse.pdf:PDF"],
+    ids=["zotero", "better-bibtex", "jabref"],
+)
+def test_a_pdf_attached_by_a_bib_entry_is_that_entrys_paper(fake_rag, tmp_path, file_field):
+    bib = zotero_export(tmp_path, file_field)
+    report = fake_rag.ingest([bib])  # only the .bib is given: its attachment is read too
+    assert (report.papers, report.skipped) == (1, [])
+    (paper,) = fake_rag.papers()
+    assert paper.title == EXTENDED and paper.year == 2023  # the entry's metadata, not the PDF's guess
+    assert set(paper.sources) == {str(bib.resolve()), str((tmp_path / "files" / "7" / "sparse.pdf").resolve())}
+    assert paper.chunks > 1  # the PDF's full text, with pages
+    again = fake_rag.ingest([tmp_path])  # the whole export folder: still one paper
+    assert again.papers == 1 and [p.title for p in fake_rag.papers()] == [EXTENDED]
+
+
+def test_an_attachment_that_is_not_there_is_one_warning_and_the_entry_stays(runner, tmp_path, fake_embedder):
+    bib = zotero_export(tmp_path, "Full Text PDF:files/9/gone.pdf:application/pdf")
+    runner.factory = lambda **kw: Rag(Settings.load(**kw), embedder=fake_embedder, generator=FakeGenerator())
+    result = runner.invoke(cli.app, ["ingest", str(bib)])
+    assert result.exit_code == 1  # read, but not everything it names
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("warning: ")]
+    assert line.startswith("warning: ") and "attached file" in line and "gone.pdf" in line and "not found" in line
+    assert [p.title for p in Rag(Settings.load(), embedder=fake_embedder).papers()] == [EXTENDED]
