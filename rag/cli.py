@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from rag.cli_common import (
-    AuthorOpt, BibOpt, ChromaOpt, DataDir, EvidenceOpt, JsonOpt, KOpt, LlmOpt, ModelOpt, QuotesOpt, SourceOpt, TitleOpt, YearOpt,
+    AuthorOpt, BibOpt, CategoryOpt, ChromaOpt, DataDir, EvidenceOpt, JsonOpt, KOpt, LlmOpt, ModelOpt, QuotesOpt, SourceOpt, TitleOpt, YearOpt,
     app, check_bib_target, echo, errors, filters_from, print_answer, print_json, rag_for, show_evidence, stream, write_bib,
 )
 from rag.errors import InputError
@@ -88,6 +88,7 @@ def ask(
     year: Optional[str] = YearOpt,
     source: Optional[str] = SourceOpt,
     title: Optional[str] = TitleOpt,
+    category: Optional[str] = CategoryOpt,
 ):
     """Answer a question from the indexed papers, citing their titles. What was found is printed
     first, while the model writes.
@@ -95,7 +96,7 @@ def ask(
     Example: rag ask "Which papers prove regret bounds for control algorithms?" --year 2020..2023 --bib cited.bib
     """
     with errors():
-        filters = filters_from(author, year, source, title)
+        filters = filters_from(author, year, source, title, category)
         check_bib_target(bib)
         rag = rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)
         answer = rag.ask(question, k=k, on_token=stream(not as_json), filters=filters, on_evidence=show_evidence(evidence and not as_json))
@@ -121,13 +122,14 @@ def summarize(
     year: Optional[str] = YearOpt,
     source: Optional[str] = SourceOpt,
     title: Optional[str] = TitleOpt,
+    category: Optional[str] = CategoryOpt,
 ):
     """Write a short synthesis of what the papers say about a topic, each claim cited.
 
     Example: rag summarize "reward modelling for RLHF" --author Christiano --bib cited.bib
     """
     with errors():
-        filters = filters_from(author, year, source, title)
+        filters = filters_from(author, year, source, title, category)
         check_bib_target(bib)
         rag = rag_for(ctx, data_dir=data_dir, model=model, chroma_url=chroma_url, llm_url=llm_url)
         answer = rag.summarize(topic, k=k, on_token=stream(not as_json), filters=filters, on_evidence=show_evidence(evidence and not as_json))
@@ -148,13 +150,14 @@ def search(
     year: Optional[str] = YearOpt,
     source: Optional[str] = SourceOpt,
     title: Optional[str] = TitleOpt,
+    category: Optional[str] = CategoryOpt,
 ):
     """Find the most relevant papers without running the model (fast).
 
     Example: rag search "graph neural networks for recommendation" -k 3 --year 2021..
     """
     with errors():
-        sources = rag_for(ctx, data_dir=data_dir, chroma_url=chroma_url).search(query, k=k, filters=filters_from(author, year, source, title))
+        sources = rag_for(ctx, data_dir=data_dir, chroma_url=chroma_url).search(query, k=k, filters=filters_from(author, year, source, title, category))
     if as_json:
         print_json({"query": query, "results": [s.to_json(rank) for rank, s in enumerate(sources, 1)]})
         return
@@ -174,6 +177,7 @@ def papers(
     year: Optional[str] = YearOpt,
     source: Optional[str] = SourceOpt,
     title: Optional[str] = TitleOpt,
+    category: Optional[str] = CategoryOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show each paper's sources and chunk count."),
     chroma_url: Optional[str] = ChromaOpt,
 ):
@@ -182,7 +186,7 @@ def papers(
     Example: rag papers --year 2020..2023 --author Lovelace --json
     """
     with errors():
-        infos = rag_for(ctx, data_dir=data_dir, chroma_url=chroma_url).papers(filters_from(author, year, source, title))
+        infos = rag_for(ctx, data_dir=data_dir, chroma_url=chroma_url).papers(filters_from(author, year, source, title, category))
     if as_json:
         print_json([p.to_json() for p in infos])
         return

@@ -56,13 +56,14 @@ QuotesOpt = typer.Option(False, "--show-quotes", help="Under each cited title, p
 AuthorOpt = typer.Option(None, "--author", help="Only papers with an author name containing this.", show_default=False)
 YearOpt = typer.Option(None, "--year", help="Only papers from this year or range: 2021, 2020..2023, 2020.., ..2023.", show_default=False)
 SourceOpt = typer.Option(None, "--source", help="Only papers read from this file or folder (or a path containing this).", show_default=False)
+CategoryOpt = typer.Option(None, "--category", help="Only papers in this arXiv category (cs.CL) or archive (cs).", show_default=False)
 TitleOpt = typer.Option(None, "--title", help="Only papers whose title contains this.", show_default=False)
 
 
-def filters_from(author, year, source, title):
+def filters_from(author, year, source, title, category=None):
     from rag.filters import Filters
 
-    return Filters.parse(author=author, year=year, source=source, title=title)
+    return Filters.parse(author=author, year=year, source=source, title=title, category=category)
 
 
 def echo(text: str = "", err: bool = False) -> None:

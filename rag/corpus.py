@@ -221,8 +221,8 @@ def read_file(path: Path) -> SourceFile:
     text = decode_text(data, str(path))
     if not text.strip():
         raise InputError(f"{path}: the file is empty")
-    if kind in ("bibtex", "jsonl"):
-        read = readers.read_bibtex if kind == "bibtex" else readers.read_jsonl
+    if kind in ("bibtex", "jsonl", "jsonlist", "csv"):
+        read = {"bibtex": readers.read_bibtex, "jsonl": readers.read_jsonl, "jsonlist": readers.read_json_list, "csv": readers.read_csv}[kind]
         bib = read(text, source, str(path))
         return SourceFile(source, file_hash(data), tuple(merge_papers(bib.papers)), tuple(bib.problems), tuple(bib.warnings), tuple(bib.attachments.items()))
     markdown = path.suffix.lower() in {".md", ".markdown"} or re.search(r"(?m)^#{1,6}\s", text)

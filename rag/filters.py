@@ -1,4 +1,4 @@
-"""Metadata filters (`--author`, `--year`, `--source`, `--title`) shared by search, ask, summarize
+"""Metadata filters (`--author`, `--year`, `--source`, `--title`, `--category`) shared by search, ask, summarize
 and papers.
 
 A filter narrows the set of papers *before* retrieval: the store computes the matching paper ids
@@ -27,9 +27,12 @@ class Filters:
     year_to: int | None = None
     source: str = ""  # a file or folder path (matched by resolved prefix) or a substring of one
     title: str = ""  # case-insensitive substring of the title
+    category: str = ""  # an arXiv category ("cs.CL") or archive ("cs", "math")
 
     @classmethod
-    def parse(cls, author: str | None = None, year: str | None = None, source: str | None = None, title: str | None = None) -> "Filters | None":
+    def parse(
+        cls, author: str | None = None, year: str | None = None, source: str | None = None, title: str | None = None, category: str | None = None,
+    ) -> "Filters | None":
         """From CLI strings; None when no filter is given. `year` is `2021`, `2020..2023`, `2020..` or `..2023`."""
         year_from = year_to = None
         if year:
@@ -44,12 +47,17 @@ class Filters:
                     raise InputError(f"--year {year!r}: {y:04d} is not a year between {YEARS[0]} and {YEARS[1]}")
             if year_from is not None and year_to is not None and year_from > year_to:
                 raise InputError(f"--year {year!r}: the range is empty")
-        f = cls((author or "").strip(), year_from, year_to, (source or "").strip(), (title or "").strip())
+        f = cls((author or "").strip(), year_from, year_to, (source or "").strip(), (title or "").strip(), (category or "").strip())
         return f if f.active else None
 
     @property
     def active(self) -> bool:
-        return bool(self.author or self.source or self.title or self.year_from or self.year_to)
+        return bool(self.author or self.source or self.title or self.category or self.year_from or self.year_to)
+
+    def category_matches(self, stored: str) -> bool:
+        """`cs.CL` matches cs.CL only; `cs` matches every cs.* category (case-insensitive)."""
+        wanted, stored = self.category.lower(), stored.lower()
+        return stored == wanted or ("." not in wanted and stored.split(".")[0] == wanted)
 
     def source_matches(self, stored: str) -> bool:
         wanted = Path(self.source).expanduser()

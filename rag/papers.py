@@ -37,6 +37,8 @@ def content_hash(paper: Paper) -> str:
         h.update(b"\0")
     if paper.year is not None or paper.venue:  # only then, so hashes of older stores stay valid
         h.update(f"{paper.year}|{paper.venue}".encode())
+    if paper.categories:
+        h.update(("categories:" + " ".join(paper.categories)).encode())
     for block in paper.blocks:
         h.update(f"{block.page}|{block.section}|{block.text}".encode())
         h.update(b"\0")
@@ -79,6 +81,7 @@ def merge_papers(papers) -> list[Paper]:
             abstract=seen.abstract if len(seen.abstract) >= len(p.abstract) else p.abstract,
             year=seen.year if seen.year is not None else p.year,
             venue=seen.venue or p.venue,
+            categories=seen.categories or p.categories,
         )
     return list(merged.values())
 
@@ -115,4 +118,5 @@ def merge_sources(a: Paper, b: Paper) -> Paper:
         venue=record.venue or full.venue,
         blocks=full.blocks,
         kind=full.kind if full.kind != "record" else record.kind,
+        categories=record.categories or full.categories,
     )

@@ -40,6 +40,10 @@ def detect_format(data: bytes, suffix: str) -> str:
     head = data[:4096].decode("utf-8", errors="replace")
     if suffix == ".jsonl" or _looks_like_jsonl(head):
         return "jsonl"
+    if suffix == ".json" and head.lstrip().startswith("["):
+        return "jsonlist"
+    if suffix == ".csv":
+        return "csv"
     if _BIB_ENTRY.search(head) and head.lstrip().startswith(("@", "%")):
         return "bibtex"
     return "text"
@@ -189,22 +193,83 @@ def read_jsonl(text: str, source: str, name: str) -> BibResult:
         except ValueError:
             problems.append(f"{name}: line {number} is not JSON; skipped")
             continue
-        title = clean_text(str(obj.get("title") or "")) if isinstance(obj, dict) else ""
-        if not title:
+        paper = record_paper(obj, source) if isinstance(obj, dict) else None
+        if paper is None:
             problems.append(f"{name}: line {number} has no title; skipped")
             continue
-        authors = obj.get("authors") or obj.get("author") or ()
-        if isinstance(authors, str):
-            authors = re.split(r"\s*;\s*|\s+and\s+", authors)
-        papers.append(
-            Paper(
-                paper_id=paper_id_for(title), title=title,
-                authors=tuple(clean_text(str(a)) for a in authors if str(a).strip()),
-                abstract=clean_text(str(obj.get("abstract") or obj.get("text") or "")), source=source,
-                year=first_year(str(obj.get("year") or "")), venue=clean_text(str(obj.get("venue") or obj.get("journal") or "")),
-            )
-        )
+        papers.append(paper)
     return BibResult(papers, problems)
+
+
+def record_paper(obj: dict, source: str) -> Paper | None:
+    """One metadata record as a paper, whatever the export calls its fields: BEIR (`text`), the
+    arXiv API and the Kaggle arXiv snapshot (`abstract`, `categories` as a list or "cs.CL cs.LG",
+    authors as a list or "A, B and C", the year from `year`, `published` or `update_date`).
+    None without a title."""
+    title = clean_text(str(obj.get("title") or ""))
+    if not title:
+        return None
+    authors = obj.get("authors") or obj.get("author") or ()
+    if isinstance(authors, str):
+        authors = re.split(r"\s*;\s*|\s*,\s*(?:and\s+)?|\s+and\s+", authors) if ";" in authors or "," in authors or " and " in authors else [authors]
+    categories = obj.get("categories") or ()
+    if isinstance(categories, str):
+        categories = categories.split()
+    year = first_year(str(obj.get("year") or obj.get("published") or "")) or arxiv_year(str(obj.get("id") or "")) or first_year(str(obj.get("update_date") or ""))
+    return Paper(
+        paper_id=paper_id_for(title), title=title,
+        authors=tuple(clean_text(str(a)) for a in authors if str(a).strip()),
+        abstract=clean_text(str(obj.get("abstract") or obj.get("text") or "")), source=source,
+        year=year, venue=clean_text(str(obj.get("venue") or obj.get("journal") or obj.get("journal-ref") or "")),
+        categories=tuple(str(c).strip() for c in categories if str(c).strip()),
+    )
+
+
+_ARXIV_ID = re.compile(r"^(?:[a-z-]+(?:\.[A-Za-z-]+)?/)?(\d{2})(\d{2})[.\d]")
+
+
+def arxiv_year(identifier: str) -> int | None:
+    """The year an arXiv id was assigned ("0709.2627", "2603.11048v1", "math/0701001"): the
+    Kaggle snapshot's `update_date` is the last revision, often years later."""
+    m = _ARXIV_ID.match(identifier.strip())
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        return None
+    yy = int(m.group(1))
+    return 1900 + yy if yy >= 91 else 2000 + yy
+
+
+def read_records(rows, name: str, source: str) -> BibResult:
+    """Records from a JSON list (the arXiv API's) or a CSV file (the Kaggle snapshot's): one paper
+    per record with a title; a record without one is one warning, the rest are read."""
+    papers, problems = [], []
+    for number, obj in enumerate(rows, 1):
+        paper = record_paper(obj, source) if isinstance(obj, dict) else None
+        if paper is None:
+            problems.append(f"{name}: record {number} has no title; skipped")
+        else:
+            papers.append(paper)
+    if not papers:
+        raise InputError(f"{name}: no records with a title")
+    return BibResult(papers, problems)
+
+
+def read_json_list(text: str, source: str, name: str) -> BibResult:
+    try:
+        rows = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(rows, list):
+        raise InputError(f"{name}: a JSON list of records was expected")
+    return read_records(rows, name, source)
+
+
+def read_csv(text: str, source: str, name: str) -> BibResult:
+    import csv
+
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or "title" not in (rows[0].keys()):
+        raise InputError(f"{name}: a CSV file with a `title` column was expected")
+    return read_records(rows, name, source)
 
 
 def jsonl_titles(text: str) -> dict[str, str]:

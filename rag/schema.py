@@ -55,6 +55,8 @@ def paper_meta(paper: Paper, sources: list[str], file_hash: str) -> dict:
         meta["year"] = paper.year
     if paper.venue:
         meta["venue"] = paper.venue
+    if paper.categories:
+        meta["categories"] = " ".join(paper.categories)
     return meta
 
 
@@ -93,6 +95,7 @@ def paper_info(meta: dict, chunks: int) -> PaperInfo:
     return PaperInfo(
         meta["paper_id"], rec.title, rec.authors, meta["source"], chunks,
         int(year) if year is not None else None, tuple(sources_of(meta)), meta.get("venue", ""),
+        tuple(str(meta.get("categories", "")).split()),
     )
 
 
@@ -117,5 +120,7 @@ def matches(filters: Filters | None, meta: dict) -> bool:
     if filters.title and filters.title.lower() not in str(meta.get("title", "")).lower():
         return False
     if filters.author and filters.author.lower() not in str(meta.get("authors", "")).lower():
+        return False
+    if filters.category and not any(filters.category_matches(c) for c in str(meta.get("categories", "")).split()):
         return False
     return not filters.source or any(filters.source_matches(s) for s in sources_of(meta))

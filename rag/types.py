@@ -28,6 +28,7 @@ class Paper:
     venue: str = ""
     blocks: tuple[Block, ...] = ()  # full text in reading order; empty for listing/BibTeX records
     kind: str = "record"  # "record" (listing/BibTeX entry), "pdf" or "note": decides what may merge
+    categories: tuple[str, ...] = ()  # arXiv categories ("cs.CL"), when the source lists them
 
 
 @dataclass(frozen=True)
@@ -204,10 +205,11 @@ class PaperInfo:
     year: int | None = None
     sources: tuple[str, ...] = ()  # every file the paper was read from (a PDF and a BibTeX entry, say)
     venue: str = ""
+    categories: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         """One paper of `rag papers --json` (and of `rag remove --json`)."""
         return {
             "paper_id": self.paper_id, "title": self.title, "authors": list(self.authors), "year": self.year, "venue": self.venue,
-            "source": self.source, "sources": list(self.sources), "chunks": self.chunks,
+            "categories": list(self.categories), "source": self.source, "sources": list(self.sources), "chunks": self.chunks,
         }
