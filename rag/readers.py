@@ -204,25 +204,36 @@ def read_jsonl(text: str, source: str, name: str) -> BibResult:
 def record_paper(obj: dict, source: str) -> Paper | None:
     """One metadata record as a paper, whatever the export calls its fields: BEIR (`text`), the
     arXiv API and the Kaggle arXiv snapshot (`abstract`, `categories` as a list or "cs.CL cs.LG",
-    authors as a list or "A, B and C", the year from `year`, `published` or `update_date`).
-    None without a title."""
+    authors as a list or "A, B and C", the year from `year`, `published` or `update_date`), CSL
+    JSON as Zotero exports it (`author: [{"family", "given"}]`, `issued.date-parts`,
+    `container-title`). None without a title."""
     title = clean_text(str(obj.get("title") or ""))
     if not title:
         return None
     authors = obj.get("authors") or obj.get("author") or ()
+    if isinstance(authors, list):
+        authors = [_csl_name(a) if isinstance(a, dict) else a for a in authors]
     if isinstance(authors, str):
         authors = re.split(r"\s*;\s*|\s*,\s*(?:and\s+)?|\s+and\s+", authors) if ";" in authors or "," in authors or " and " in authors else [authors]
     categories = obj.get("categories") or ()
     if isinstance(categories, str):
         categories = categories.split()
-    year = first_year(str(obj.get("year") or obj.get("published") or "")) or arxiv_year(str(obj.get("id") or "")) or first_year(str(obj.get("update_date") or ""))
+    issued = obj.get("issued") if isinstance(obj.get("issued"), dict) else {}
+    csl_year = str((issued.get("date-parts") or [[""]])[0][0]) if issued.get("date-parts") else ""
+    year = (first_year(str(obj.get("year") or obj.get("published") or csl_year)) or arxiv_year(str(obj.get("id") or ""))
+            or first_year(str(obj.get("update_date") or "")))
     return Paper(
         paper_id=paper_id_for(title), title=title,
         authors=tuple(clean_text(str(a)) for a in authors if str(a).strip()),
         abstract=clean_text(str(obj.get("abstract") or obj.get("text") or "")), source=source,
-        year=year, venue=clean_text(str(obj.get("venue") or obj.get("journal") or obj.get("journal-ref") or "")),
+        year=year, venue=clean_text(str(obj.get("venue") or obj.get("journal") or obj.get("container-title") or obj.get("journal-ref") or "")),
         categories=tuple(str(c).strip() for c in categories if str(c).strip()),
     )
+
+
+def _csl_name(name: dict) -> str:
+    """CSL JSON's {"family": "Lovelace", "given": "Ada"} (or {"literal": "..."}) as "Ada Lovelace"."""
+    return str(name.get("literal") or f"{name.get('given', '')} {name.get('family', '')}").strip()
 
 
 _ARXIV_ID = re.compile(r"^(?:[a-z-]+(?:\.[A-Za-z-]+)?/)?(\d{2})(\d{2})[.\d]")

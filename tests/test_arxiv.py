@@ -88,3 +88,12 @@ def test_the_real_arxiv_samples():
     snapshot = corpus.read_file(ARXIV / "arxiv-sample-2000.csv")
     assert len(snapshot.papers) + len(snapshot.problems) == 2000
     assert all(p.categories and p.authors and 1990 <= p.year <= 2026 for p in snapshot.papers)
+
+
+def test_csl_json_as_zotero_exports_it(tmp_path):
+    items = [{"id": "http://zotero.org/users/1/items/ABC", "type": "article-journal", "title": "Compilers for Everyone",
+              "author": [{"family": "Hopper", "given": "Grace"}, {"literal": "The COBOL Committee"}],
+              "issued": {"date-parts": [[1995, 5]]}, "container-title": "Journal of Compilers", "abstract": "English-like statements."}]
+    (tmp_path / "library.json").write_text(json.dumps(items), encoding="utf-8")
+    (paper,) = corpus.read_file(tmp_path / "library.json").papers
+    assert paper.authors == ("Grace Hopper", "The COBOL Committee") and paper.year == 1995 and paper.venue == "Journal of Compilers"
