@@ -129,7 +129,7 @@ def ask(parts: Parts, request: Request) -> Answer:
     else:
         mode = Mode(prompts.ASK, "question", k or s.k, s.min_relevance, s.max_tokens, whole_papers=True, quote_echo=True)
     run = _Run.of(request)
-    candidates = parts.retriever.search(request.retrieval_query or question, max(mode.k * 3, 10), paper_ids=request.paper_ids)
+    candidates = parts.retriever.search(run.about, max(mode.k * 3, 10), paper_ids=request.paper_ids)
     passing = relevant(candidates, mode.threshold)
     first = answering_paper(parts, question, candidates)
     sources = [first] if first else []

@@ -301,7 +301,7 @@ def _titled(f: SourceFile, title: str) -> SourceFile:
     papers = tuple(dataclasses.replace(p, title=title, paper_id=paper_id_for(title)) for p in f.papers if p.kind == "pdf")
     if not papers:
         return f
-    return dataclasses.replace(f, papers=papers, warnings=tuple(w for w in f.warnings if "no title found" not in w))
+    return dataclasses.replace(f, papers=papers, warnings=tuple(w for w in f.warnings if not w.startswith(pdf.NO_TITLE)))
 
 
 def corpus_titles(path: Path) -> dict[str, str]:

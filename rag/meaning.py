@@ -71,6 +71,7 @@ def _in_main_clause(text: str, at: int) -> bool:
         opener = m.group().lower()
     return opener not in _SUBORDINATE
 
+
 def directions(text: str) -> dict[str, set[int]]:
     out: dict[str, set[int]] = {}
     for word in _WORDS.findall(text.lower()):

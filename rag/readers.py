@@ -214,7 +214,7 @@ def record_paper(obj: dict, source: str) -> Paper | None:
     if isinstance(authors, list):
         authors = [_csl_name(a) if isinstance(a, dict) else a for a in authors]
     if isinstance(authors, str):
-        authors = re.split(r"\s*;\s*|\s*,\s*(?:and\s+)?|\s+and\s+", authors) if ";" in authors or "," in authors or " and " in authors else [authors]
+        authors = re.split(r"\s*;\s*|\s*,\s*(?:and\s+)?|\s+and\s+", authors)
     categories = obj.get("categories") or ()
     if isinstance(categories, str):
         categories = categories.split()

@@ -84,7 +84,7 @@ def watch(rag: "Rag", plan: WatchPlan, on_line: Callable[[str], None], sleep: Ca
             if later is None or later == now:
                 break
             now = later
-        if now is None or later is None:
+        if later is None:
             continue
         for change in changes(seen or {}, now):
             on_line(f"{change.kind}: {change.path}")
