@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from rag import citations, evidence, judge as judging, prompts
+from rag import citations, evidence, judge as judging, passages, prompts
 from rag.embedding import Embedder
 from rag.errors import InputError
 from rag.generation import Generator, OnToken
@@ -28,7 +28,6 @@ from rag.types import Answer, CheckedSentence, Evidence, Source, Timings
 
 OnEvidence = Callable[[list[Evidence]], None]
 
-CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
 RERANKED = 3  # passages the cross-encoder reads (~20 ms each) when relevance alone is not decisive
 JUDGED_PAPERS = 1  # the best paper decides a yes/no question; the judge is too weak to weigh several (docs/evaluation.md)
 QUOTED_SENTENCES = 2  # what a question the paper does not settle gets instead of an answer
@@ -136,6 +135,7 @@ def ask(parts: Parts, request: Request) -> Answer:
     if first:
         later = mode.threshold if mode.secondary is None else mode.secondary
         sources += [c for c in relevant(candidates, later) if c.paper_id != first.paper_id][: mode.k - 1]
+        sources = _best_passages_first(parts, question, sources, candidates)
     run.timings.retrieve_s = run.lap()
     run.relevant = max(len(passing), len(sources))
     if sources and asks_yes_no(question) and parts.judge is not None:
@@ -148,8 +148,8 @@ def ask(parts: Parts, request: Request) -> Answer:
 def answering_paper(parts: Parts, question: str, candidates: list[Source]) -> Source | None:
     """The paper that lets the question be answered at all, or None (the answer is an abstention).
     A best paper of high relevance answers; below that, the cross-encoder must find a passage
-    among the best RERANKED that answers the question. Without a reranker: the old cut-off.
-    Calibrated by scripts/calibrate_abstain.py (docs/evaluation.md)."""
+    among the best RERANKED papers' passages that answers the question. Without a reranker: the
+    old cut-off. Calibrated by scripts/calibrate_abstain.py (docs/evaluation.md)."""
     s = parts.settings
     if not candidates:
         return None
@@ -157,28 +157,30 @@ def answering_paper(parts: Parts, question: str, candidates: list[Source]) -> So
         return candidates[0] if candidates[0].score >= s.min_relevance else None
     if candidates[0].score >= s.confident_relevance:
         return candidates[0]
-    top = candidates[:RERANKED]
-    scores = parts.reranker.score(question, [passage(c) for c in top])
-    best = max(range(len(top)), key=scores.__getitem__)
+    best, score = max(passages.reranked(parts.reranker, question, candidates[:RERANKED]), key=lambda pair: pair[1])
     # A yes/no question gets past a lower bar: past it, the judge says only what it is sure of and
     # otherwise the paper is quoted, so a weak match costs a quote, not a made-up answer.
     # (The setting, not `parts.judge`: building the judge would load the model for a question
     # that may yet be refused.)
     bar = s.min_rerank_yes_no if s.judge != "off" and asks_yes_no(question) else s.min_rerank
-    return top[best] if scores[best] >= bar else None
+    return best if score >= bar else None
 
 
-def passage(source: Source) -> str:
-    """What the cross-encoder reads: the title and authors too, so "What did <author> propose?"
-    finds its paper (without them such questions scored -6 to -10)."""
-    return f"{source.title}. {', '.join(source.authors)}. {source.text}"
+def _best_passages_first(parts: Parts, question: str, sources: list[Source], candidates: list[Source]) -> list[Source]:
+    """A full-text paper's passages in the cross-encoder's order; a paper that passed the gate
+    through the cross-encoder comes back from it already ordered (it is not a candidate as found)."""
+    if parts.reranker is None:
+        return sources
+    fresh = [s for s in sources if any(s is c for c in candidates) and len(s.passages) > 1]
+    ordered = {s.paper_id: r for s, (r, _) in zip(fresh, passages.reranked(parts.reranker, question, fresh) if fresh else [])}
+    return [ordered.get(s.paper_id, s) for s in sources]
 
 
 def _answer_yes_no(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answer:
     """The direction first, decided by the judge on the best paper(s) in rank order, then the
     model's account of what the deciding paper found. When no paper decides it, the closest
     paper's own sentences are quoted instead of an answer: nothing is made up."""
-    sources = fit_budget(_with_full_text(parts.store, sources), parts.settings.context_tokens)
+    sources = passages.given(_with_full_text(parts.store, sources), parts.settings.context_tokens)
     for n, source in enumerate(sources[:JUDGED_PAPERS], 1):
         verdict = parts.judge.judge(run.question, source)
         if verdict != judging.NOT_SETTLED:
@@ -252,7 +254,7 @@ def summarize(parts: Parts, request: Request) -> Answer:
     run.show_evidence(chosen)
     if len(chosen) <= k:
         return _respond(parts, run, Mode(prompts.SUMMARIZE, "topic", k, s.summary_min_relevance, s.summary_max_tokens), chosen)
-    sources = fit_budget(chosen, s.context_tokens * len(chosen) // k)
+    sources = passages.given(chosen, s.context_tokens * len(chosen) // k)
     checked, notes = [], []
     for first in range(0, len(sources), k):
         group = "\n\n".join(prompts.format_source(n, src.title, src.authors, src.text) for n, src in enumerate(sources[first : first + k], first + 1))
@@ -281,9 +283,9 @@ def _respond(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answ
             # prompt from 547 to 420 tokens and its answers from 9.0 s to 7.6 s at the same fact
             # coverage; 200 lost a fact, 100 lost 20 (docs/evaluation.md). A PDF passage is
             # already the best chunk and stays whole.
-            chars = parts.settings.focus_tokens * CHARS_PER_TOKEN
+            chars = parts.settings.focus_tokens * passages.CHARS_PER_TOKEN
             sources = [s if s.page is not None else dataclasses.replace(s, text=focused(s.text, run.about, chars)) for s in sources]
-    sources = fit_budget(sources, parts.settings.context_tokens)
+    sources = passages.given(sources, parts.settings.context_tokens)
     body = "\n\n".join(prompts.format_source(n, s.title, s.authors, s.text) for n, s in enumerate(sources, 1))
     user = mode.template.format(**{mode.slot: run.question, "sources": body})
     checker, markers = _checked_generation(parts, run, user, sources, mode.max_tokens, run.on_token)
@@ -335,7 +337,7 @@ def _answer_from(parts: Parts, run: _Run, text: str, sources: list[Source], chec
     if abstained:
         answer.answer = prompts.ABSTAIN_MESSAGE
         return answer
-    answer.citations = [dataclasses.replace(c, page=sources[c.n - 1].page) for c in citations.citations_for(text, sources)]
+    answer.citations = [dataclasses.replace(c, page=sources[c.n - 1].page_of(c.quote)) for c in citations.citations_for(text, sources)]
     answer.used_papers = len(answer.citations)
     return answer
 
@@ -383,20 +385,3 @@ def _spaced(on_token: OnToken | None) -> OnToken | None:
         first = False
 
     return forward
-
-
-def fit_budget(sources: list[Source], budget_tokens: int) -> list[Source]:
-    """Share the context budget evenly; a source over its share is cut at a sentence boundary. The
-    text is the one the model sees (`prompts.data_only`), so the sentence check cannot count an
-    instruction planted in a paper as support."""
-    share = max(budget_tokens // max(len(sources), 1), 60) * CHARS_PER_TOKEN
-    fitted = []
-    for s in sources:
-        s = dataclasses.replace(s, text=prompts.data_only(s.text))
-        if len(s.text) <= share:
-            fitted.append(s)
-            continue
-        cut = s.text[:share]
-        end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
-        fitted.append(dataclasses.replace(s, text=cut[: end + 1] if end > share // 2 else cut.rsplit(" ", 1)[0] + " …"))
-    return fitted

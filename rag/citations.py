@@ -224,6 +224,21 @@ class SentenceChecker:
     def _text_of(self, numbers) -> str:
         return " ".join(f"{self.sources[n - 1].title}. {' '.join(self.sources[n - 1].authors)}. {self.sources[n - 1].text}" for n in numbers)
 
+    def _numbers_found(self, sentence: str, numbers) -> bool:
+        """Every number must be in the passage the sentence's own words come from: a full-text
+        paper gives the model several passages, and a number from one next to a claim from another
+        ("9,280 summaries" became "4,500", taken from a passage about something else) is not
+        supported. Abstracts are one passage each, checked together as before."""
+        if all(len(self.sources[n - 1].passages) < 2 for n in numbers):
+            return numbers_found(sentence, self._text_of(numbers))
+        texts = []
+        for n in numbers:
+            src = self.sources[n - 1]
+            head = f"{src.title}. {' '.join(src.authors)}."
+            texts += [f"{head} {p.text}" for p in src.passages] if len(src.passages) > 1 else [f"{head} {src.text}"]
+        scores = [support(sentence, text) for text in texts]
+        return any(numbers_found(sentence, text) for text, score in zip(texts, scores) if score == max(scores))
+
     def _support(self, sentence: str, numbers) -> float:
         """A title the sentence names is not a claim: its words would vouch for whatever else the
         sentence says about that paper (a mix-up of two papers under one title passed before)."""
@@ -238,24 +253,26 @@ class SentenceChecker:
         sentence = name_papers(sentence, [s.title for s in self.sources])
         numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]
         score = self._support(sentence, numbers) if numbers else 0.0
-        if not numbers or score < self.threshold or not numbers_found(sentence, self._text_of(numbers)):
+        if not numbers or score < self.threshold or not self._numbers_found(sentence, numbers):
             # A sentence that names a paper's title is about that paper: it is never moved to another.
             named = [n for n, src in enumerate(self.sources, 1) if len(src.title) > 12 and src.title.strip().lower() in sentence.lower()]
             best = max(named or range(1, len(self.sources) + 1), key=lambda n: self._support(sentence, [n]), default=0)
             best_score = self._support(sentence, [best]) if best else 0.0
-            if best and best_score >= self.threshold and numbers_found(sentence, self._text_of([best])):
+            if best and best_score >= self.threshold and self._numbers_found(sentence, [best]):
                 sentence = _recite(sentence, best)
                 numbers, score = [best], best_score
             else:
                 self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, False, meaning=meaning.NOT_STATED))
                 return ""
-        quote = best_quote(sentence, self.sources[numbers[0] - 1].text)
+        cited = self.sources[numbers[0] - 1]
+        quote = best_quote(sentence, cited.text)
+        page = cited.page_of(quote)
         if self._contradicted(sentence, numbers):
             # The same words, the opposite direction: never shown as supported.
-            self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, False, quote, meaning.CONTRADICTED))
+            self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, False, quote, meaning.CONTRADICTED, page))
             return ""
         first = not self.kept
-        self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, True, quote, meaning.ENTAILED))
+        self.sentences.append(CheckedSentence(sentence, tuple(numbers), score, True, quote, meaning.ENTAILED, page))
         return sentence if first else " " + sentence
 
     def _contradicted(self, sentence: str, numbers) -> bool:

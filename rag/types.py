@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rag.text import tokenize
+
 
 @dataclass(frozen=True)
 class Block:
@@ -43,8 +45,18 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """One chunk of a full-text paper that may reach the model, with the page it starts on."""
+
+    text: str
+    page: int | None = None
+
+
+@dataclass(frozen=True)
 class Source:
-    """A retrieved paper with its best chunk: what the model is shown and what citations point to."""
+    """A retrieved paper with its best chunk: what the model is shown and what citations point to.
+    A full-text paper also carries its best `passages` for the question (best first): the answer
+    gives the model several of them, and each citation names the page of the one it quotes."""
 
     paper_id: str
     title: str
@@ -55,6 +67,15 @@ class Source:
     lexical: float  # BM25 score of the paper's best chunk, 0 when BM25 did not find it
     coverage: float = 0.0  # IDF-weighted share of the query's terms found in the paper
     page: int | None = None  # page of the best chunk, when the paper has pages
+    passages: tuple[Passage, ...] = field(default=(), compare=False)
+
+    def page_of(self, sentence: str) -> int | None:
+        """The page of the passage `sentence` (a quote of this paper) came from; `page` when the
+        paper's text is one passage."""
+        if len(self.passages) < 2 or not sentence:
+            return self.passages[0].page if self.passages else self.page
+        words = set(tokenize(sentence))
+        return max(self.passages, key=lambda p: len(words & set(tokenize(p.text)))).page
 
     def to_json(self, rank: int) -> dict:
         """One result of `rag search --json`."""
@@ -96,6 +117,7 @@ class CheckedSentence:
     supported: bool
     quote: str = ""  # the sentence of the first cited paper that best supports this one
     meaning: str = ""  # meaning.ENTAILED, CONTRADICTED or NOT_STATED against the cited paper
+    page: int | None = None  # page of the passage the quote came from, for a full-text paper
 
 
 @dataclass(frozen=True)
@@ -162,7 +184,7 @@ class Answer:
                 for n, s in enumerate(self.sources, start=1)
             ],
             "sentences": [
-                {"text": c.text, "citations": list(c.citations), "support": round(c.support, 3), "supported": c.supported, "quote": c.quote, "meaning": c.meaning}
+                {"text": c.text, "citations": list(c.citations), "support": round(c.support, 3), "supported": c.supported, "quote": c.quote, "meaning": c.meaning, "page": c.page}
                 for c in self.checked
             ],
             "verdict": self.verdict,

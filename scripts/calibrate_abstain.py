@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import calibrate_judge  # noqa: E402
-from rag import answer, claims, evaluation  # noqa: E402
+from rag import answer, claims, evaluation, passages  # noqa: E402
 from rag.pipeline import Rag  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -30,7 +30,7 @@ from rag.settings import Settings  # noqa: E402
 def measure(rag: Rag, question: str, origin: str, answerable: bool) -> dict:
     """The two numbers the decision reads: the best paper's relevance and the cross-encoder's best score."""
     found = rag.search(question, k=answer.RERANKED)
-    scores = rag.reranker.score(question, [answer.passage(s) for s in found]) if found else []
+    scores = rag.reranker.score(question, [passages.passage(s) for s in found]) if found else []
     return {"question": question, "origin": origin, "answerable": answerable, "yes_no": answer.asks_yes_no(question),
             "relevance": round(found[0].score, 4) if found else 0.0, "rerank": round(max(scores), 3) if scores else -99.0}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag import answer as answering, models, prompts
+from rag import answer as answering, models, passages, prompts
 from rag.pipeline import Rag
 from rag.rerank import OnnxReranker, build_reranker
 from rag.settings import Settings
@@ -43,14 +43,14 @@ def test_the_cross_encoder_decides_below_confident_relevance_and_its_pick_comes_
     fake_llm.queue(lambda m: "It answers [1].")
     result = rag.ask(LOW)
     assert len(reranker.calls) == 1 and len(reranker.calls[0][1]) == answering.RERANKED
-    assert reranker.calls[0][1][0] == answering.passage(found[0])
+    assert reranker.calls[0][1][0] == passages.passage(found[0])
     assert result.sources[0].paper_id == found[1].paper_id  # the passage that answers leads
 
 
 def test_the_cross_encoder_reads_title_and_authors():
     from rag.types import Source
 
-    text = answering.passage(Source("p", "Sheaf Networks", ("Ada Lovelace", "Alan Turing"), "We propose X.", 0.4, 0.4, 1.0))
+    text = passages.passage(Source("p", "Sheaf Networks", ("Ada Lovelace", "Alan Turing"), "We propose X.", 0.4, 0.4, 1.0))
     assert text == "Sheaf Networks. Ada Lovelace, Alan Turing. We propose X."  # "What did Lovelace propose?" finds it
 
 
@@ -84,7 +84,7 @@ def real_reranker(models_dir) -> OnnxReranker:
 
 def test_the_real_cross_encoder_tells_an_answer_from_a_near_miss(real_reranker, seeded_real):
     found = {s.title: s for s in seeded_real.search("GFlowNets order-preserving reward", k=5)}
-    gflownet = answering.passage(found["Order-Preserving GFlowNets"])
+    gflownet = passages.passage(found["Order-Preserving GFlowNets"])
     answers, near_miss = real_reranker.score("What do order-preserving GFlowNets use as their reward?", [gflownet]), real_reranker.score(
         "How does Direct Preference Optimization (DPO) avoid training an explicit reward model?", [gflownet]
     )
