@@ -13,6 +13,7 @@ from typing import Sequence
 
 from rag import prompts
 from rag.rerank import Reranker
+from rag.text import focused
 from rag.types import Passage, Source
 
 CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
@@ -42,23 +43,28 @@ def reranked(reranker: Reranker, question: str, sources: Sequence[Source]) -> li
     return out
 
 
-def given(sources: Sequence[Source], budget_tokens: int) -> list[Source]:
+def given(sources: Sequence[Source], budget_tokens: int, question: str = "", focus_chars: int = 0) -> list[Source]:
     """What the model reads of each source, within the budget: the first (answering) paper may give
     FIRST_PAPER_PASSAGES passages, the others OTHER_PAPER_PASSAGES; a share another source does
     not use goes to the rest. A source over its share loses whole passages from the end, then is
     cut at a sentence boundary. The text is the one the model sees (`prompts.data_only`), so the
     sentence check cannot count an instruction planted in a paper as support, and a number is
-    checked against the passages the model was shown."""
-    wanted = [_with_passages(s, FIRST_PAPER_PASSAGES if i == 0 else OTHER_PAPER_PASSAGES) for i, s in enumerate(sources)]
+    checked against the passages the model was shown. With `focus_chars`, every passage but the
+    answering paper's best is cut to its sentences closest to `question` (`text.focused`)."""
+    wanted = [_with_passages(s, FIRST_PAPER_PASSAGES if i == 0 else OTHER_PAPER_PASSAGES, (question, focus_chars), i == 0) for i, s in enumerate(sources)]
     shares = _shares([len(s.text) for s in wanted], budget_tokens * CHARS_PER_TOKEN)
     return [_fit(s, share) for s, share in zip(wanted, shares)]
 
 
-def _with_passages(source: Source, n: int) -> Source:
+def _with_passages(source: Source, n: int, focus: tuple[str, int], answering: bool) -> Source:
     if len(source.passages) < 2:
         return dataclasses.replace(source, text=prompts.data_only(source.text), passages=())
-    kept = tuple(Passage(prompts.data_only(p.text), p.page) for p in source.passages[:n])
-    return _joined(source, kept)
+    question, chars = focus
+    kept = []
+    for i, p in enumerate(source.passages[:n]):
+        text = prompts.data_only(p.text)
+        kept.append(Passage(focused(text, question, chars) if chars and not (answering and i == 0) else text, p.page))
+    return _joined(source, tuple(kept))
 
 
 def _joined(source: Source, passages: tuple[Passage, ...]) -> Source:

@@ -107,3 +107,14 @@ def test_a_detail_deep_in_a_pdf_reaches_the_model_and_is_cited_with_its_page(tmp
     (citation,) = answer.citations
     assert citation.page == 5 and citation.label().endswith(", p. 5") and "9,280" in citation.quote
     assert answer.to_json()["sentences"][0]["page"] == 5
+
+
+def test_with_a_focus_every_passage_but_the_answering_papers_best_keeps_its_closest_sentences():
+    filler = " ".join(f"Filler sentence number {w} about nothing." for w in ("one", "two", "three", "four", "five", "six"))
+    best = f"{COUNT} {filler}"
+    later = f"Intro of the later passage. {filler} Wombat summaries were checked twice. {filler}"
+    sources = [paged("Wombat Corpus", best, later), paged("Quokka Study", later, best)]
+    first, second = passages.given(sources, 1400, "How were the Wombat summaries checked?", 160)
+    assert first.passages[0].text == best  # the answering paper's best passage stays whole
+    assert "checked twice" in first.passages[1].text and len(first.passages[1].text) < len(later) / 2
+    assert "checked twice" in second.passages[0].text and len(second.passages[0].text) < len(later) / 2

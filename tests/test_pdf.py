@@ -133,3 +133,39 @@ def test_a_pdf_titled_from_its_file_name_replaces_what_the_file_held(tmp_path):
     make_pdf(folder / "excerpt.pdf", [["Quokka routing numbers 17.2 and 1.25 on the wiki benchmark.", LOREM]])
     report = rag.ingest([folder])
     assert len(report.skipped) == 1 and [p.title for p in rag.papers()] == ["excerpt"]
+
+
+# --- the text: page chrome, ligatures, hyphens (issue #14, item 1) -----------------------------
+
+
+def test_running_headers_page_numbers_and_front_matter_are_not_passages(tmp_path):
+    words = LOREM.split()
+    pages = [["# Quokka Routing: A Study", AUTHORS, "Proceedings of Imaginary ML 2022", "", "## Abstract", LOREM]]
+    for n in range(1, 5):  # each page: a running header, its own text, its page number
+        pages.append(["~ Quokka Routing: A Study - Imaginary ML 2022", f"## {n} Part", " ".join(words[n:] + words[:n]), "", str(n + 1)])
+    blocks = read(make_pdf(tmp_path / "q.pdf", pages)).papers[0].blocks
+    text = " ".join(b.text for b in blocks)
+    assert "Imaginary ML" not in text and "Ada Lovelace" not in text  # header, venue and names are not evidence
+    assert blocks[0].section == "Abstract" and blocks[0].text.startswith("We study sparse mixture routing")
+    assert not any(re.fullmatch(r"\d+", b.text) for b in blocks)
+    assert sum("learned router" in b.text for b in blocks) == 5  # the body of every page is kept
+
+
+def test_ligatures_become_letters_and_a_broken_word_is_joined():
+    from rag.pdf import pdf_blocks, repaired
+
+    (block,) = pdf_blocks(["The ﬁrst eﬃcient classiﬁer was trained substan-\ntially longer."])
+    assert block.text == "The first efficient classifier was trained substantially longer."
+    assert repaired("a substan\ufffetially smaller BERT\ufffeBase and SQuAL\ufffeITY on GPT\ufffe4\r\nnext\rline") == (
+        "a substantially smaller BERT-Base and SQuALITY on GPT-4\nnext\nline"
+    )
+
+
+@real
+def test_real_papers_read_without_glued_words_or_ligatures():
+    """pypdf glued words on ACL papers ("Keepingwithpastwork,wereportmacro"); PDFium does not."""
+    for name in REAL_TITLES:
+        text = " ".join(b.text for b in read(PDFS / name).papers[0].blocks)
+        assert not re.search("[\ufb00-\ufb06\ufffe]", text), name
+        glued = [w for w in text.split() if len(w) > 25 and w.isalpha()]
+        assert len(glued) <= 2, (name, glued[:5])
