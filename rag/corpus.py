@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag import pdf, readers
+from rag.pdf_cache import PdfCache
 from rag.errors import InputError
 from rag.papers import clean_text, looks_like_author, merge_papers, paper_id_for
 from rag.types import Block, Paper
@@ -168,6 +169,7 @@ class SourceFile:
     # problem, yet unlike one it does not keep the papers the file held before (ingest.Seen.read_whole).
     warnings: tuple[str, ...] = ()
     attachments: tuple[tuple[str, str], ...] = ()  # (PDF path, title of the BibTeX entry that attaches it)
+    pages: int = 0  # a PDF's pages
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,9 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()[:16]
 
 
-def read_file(path: Path) -> SourceFile:
-    """One file -> its papers; an `InputError` naming the file if it cannot be read at all."""
+def read_file(path: Path, cache: PdfCache | None = None) -> SourceFile:
+    """One file -> its papers; an `InputError` naming the file if it cannot be read at all. A PDF
+    whose bytes `cache` has seen is not parsed again."""
 
     try:
         info = path.stat()
@@ -216,8 +219,13 @@ def read_file(path: Path) -> SourceFile:
         data = _gunzip(data, path)
         kind = readers.detect_format(data, Path(path.stem).suffix.lower())
     if kind == "pdf":
-        read = pdf.read_pdf(data, source, str(path))
-        return SourceFile(path=source, file_hash=file_hash(data), papers=(read.paper,), warnings=read.warnings)
+        digest = file_hash(data)
+        read = cache.get(digest, str(path), source) if cache else None
+        if read is None:
+            read = pdf.read_pdf(data, source, str(path))
+            if cache:
+                cache.put(digest, str(path), read)
+        return SourceFile(path=source, file_hash=digest, papers=(read.paper,), warnings=read.warnings, pages=read.pages)
     text = decode_text(data, str(path))
     if not text.strip():
         raise InputError(f"{path}: the file is empty")
@@ -267,27 +275,27 @@ def load(paths: list[Path]) -> list[SourceFile]:
     return [read_file(p) for p in discover(paths)]
 
 
-def load_batch(paths: list[Path]) -> Batch:
+def load_batch(paths: list[Path], cache: PdfCache | None = None) -> Batch:
     """Every readable file; each bad one is skipped with its reason instead of failing the batch.
     A path that does not exist is still an error, before anything is read."""
     batch = Batch([], [])
     found = discover(paths)
     for path in found:
-        _read_into(batch, path)
+        _read_into(batch, path, cache)
     # A PDF a BibTeX entry attaches is read even when only the .bib was given, and becomes that
     # entry's paper: its title is the entry's, so the two merge into one paper.
     attached = dict(pair for f in batch.files for pair in f.attachments)
     for path in sorted(set(attached) - {str(p) for p in found}):
-        _read_into(batch, Path(path))
+        _read_into(batch, Path(path), cache)
     batch.files = [_titled(f, attached[f.path]) if f.path in attached else f for f in batch.files]
     for f in batch.files:
         batch.skipped.extend(Skipped(f.path, p, whole_file=False) for p in f.problems + f.warnings)
     return batch
 
 
-def _read_into(batch: Batch, path: Path) -> None:
+def _read_into(batch: Batch, path: Path, cache: PdfCache | None) -> None:
     try:
-        f = read_file(path)
+        f = read_file(path, cache)
     except InputError as exc:
         reason = str(exc)
         prefix = f"{path}: "

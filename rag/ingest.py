@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from rag import chunking, corpus, index, papers
+from rag import chunking, corpus, index, papers, pdf_cache
+from rag.pdf_cache import PdfCache
 from rag.embedding import Embedder
 from rag.errors import InputError
 from rag.settings import Settings
@@ -93,7 +94,7 @@ def run(settings: Settings, store: Store, embedder: Embedder, paths: list[Path] 
     `report.skipped`, unless nothing could be read."""
     started = time.perf_counter()
     roots = list(paths) if paths else [settings.seed_dir]
-    batch = corpus.load_batch(roots)
+    batch = corpus.load_batch(roots, PdfCache(store.cache_dir / pdf_cache.FOLDER))
     if batch.skipped and not batch.files:
         more = f" (and {len(batch.skipped) - 1} more files skipped)" if len(batch.skipped) > 1 else ""
         raise InputError(f"{batch.skipped[0].path}: {batch.skipped[0].reason}{more}")
@@ -103,7 +104,7 @@ def run(settings: Settings, store: Store, embedder: Embedder, paths: list[Path] 
     for f in batch.files:
         for paper in f.papers:
             add_incoming(incoming, paper, f.file_hash, f.path)
-    report = IngestReport(files=len(batch.files), papers=len(incoming), skipped=[s.line() for s in batch.skipped])
+    report = IngestReport(files=len(batch.files), papers=len(incoming), skipped=[s.line() for s in batch.skipped], pages=sum(f.pages for f in batch.files))
     # On a shared Chroma server another machine's paths are not ours to judge.
     seen = Seen(
         read_whole={f.path for f in batch.files if not f.problems},

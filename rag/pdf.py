@@ -27,8 +27,11 @@ class PdfRead:
 
     paper: Paper
     warnings: tuple[str, ...] = ()
+    pages: int = 0
 
 
+# Bump when what read_pdf returns for the same bytes changes: parsed PDFs are cached under it.
+READER_VERSION = 2
 NO_TITLE = "no title found on the first page"  # a warning corpus drops when a BibTeX entry names the PDF
 
 
@@ -78,7 +81,7 @@ def read_pdf(data: bytes, source: str, name: str) -> PdfRead:
         paper_id=paper_id_for(title), title=title, authors=tuple(authors), abstract=abstract,
         source=source, year=year, blocks=tuple(blocks), kind="pdf",
     )
-    return PdfRead(paper, tuple(warnings))
+    return PdfRead(paper, tuple(warnings), len(pages))
 
 
 def _page_text(page, runs: list[Run] | None = None) -> str:

@@ -212,6 +212,7 @@ class IngestReport:
     removed: int = 0
     chunks_embedded: int = 0
     seconds: float = 0.0
+    pages: int = 0  # PDF pages in the files given (parsed, or known from an unchanged file's last parse)
     skipped: list[str] = field(default_factory=list)  # "path: reason" for each input not (fully) read
 
 

@@ -169,3 +169,49 @@ def test_real_papers_read_without_glued_words_or_ligatures():
         assert not re.search("[\ufb00-\ufb06\ufffe]", text), name
         glued = [w for w in text.split() if len(w) > 25 and w.isalpha()]
         assert len(glued) <= 2, (name, glued[:5])
+
+
+# --- re-ingest parses no unchanged PDF (issue #14, targets) -------------------------------------
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    from rag import pdf
+
+    calls = []
+    real_read = pdf.read_pdf
+
+    def counted(data, source, name):
+        calls.append(name)
+        return real_read(data, source, name)
+
+    monkeypatch.setattr(pdf, "read_pdf", counted)
+    return calls
+
+
+def test_an_unchanged_pdf_is_not_parsed_again_and_a_moved_one_keeps_its_parse(tmp_path, parses, monkeypatch):
+    from rag import pdf
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    make_pdf(folder / "q.pdf", first_page("# Quokka Routing: A Study"))
+    rag = Rag(Settings.load(data_dir=tmp_path / "data"), embedder=FakeEmbedder(), generator=FakeGenerator())
+    first = rag.ingest([folder])
+    assert len(parses) == 1 and first.pages == 2 and first.added == 1
+    again = rag.ingest([folder])
+    assert len(parses) == 1 and again.unchanged == 1 and again.pages == 2  # read from the cache
+    (folder / "q.pdf").rename(folder / "moved.pdf")  # the same bytes elsewhere: a parse of its own name
+    moved = rag.ingest([folder])
+    assert len(parses) == 2 and moved.removed == 0 and rag.papers()[0].sources == (str((folder / "moved.pdf").resolve()),)
+    monkeypatch.setattr(pdf, "READER_VERSION", pdf.READER_VERSION + 1)  # a changed reader never serves an old parse
+    rag.ingest([folder])
+    assert len(parses) == 3
+
+
+def test_a_damaged_cache_entry_is_a_parse_not_an_error(tmp_path, parses):
+    make_pdf(tmp_path / "q.pdf", first_page("# Quokka Routing: A Study"))
+    rag = Rag(Settings.load(data_dir=tmp_path / "data"), embedder=FakeEmbedder(), generator=FakeGenerator())
+    rag.ingest([tmp_path / "q.pdf"])
+    for entry in (tmp_path / "data" / "parsed").glob("*.json"):
+        entry.write_text("{not json", encoding="utf-8")
+    assert rag.ingest([tmp_path / "q.pdf"]).unchanged == 1 and len(parses) == 2
