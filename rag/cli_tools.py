@@ -117,12 +117,13 @@ def bench(
     warm_reps: int = typer.Option(3, "--warm-reps", min=1, help="Passes over the search queries, in-process, per size."),
     out: Path = typer.Option(Path("docs"), "--out", help="Where benchmarks.md, benchmarks.json and bench_latency.png go."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Keep corpora and stores here (default: a temp dir, removed).", show_default=False),
+    pdfs: Optional[Path] = typer.Option(None, "--pdfs", help="Also measure the ingest of this folder of PDFs (pages/s).", show_default=False),
     model: Optional[str] = ModelOpt,
     from_json: Optional[List[Path]] = typer.Option(None, "--from-json", help="Measure nothing: rewrite the docs from saved benchmarks.json files (later ones win per size / for the model part).", show_default=False),
 ):
     """Measure ingest, search and ask speed at several corpus sizes; write docs/benchmarks.md and a plot.
 
-    Example: rag bench --sizes 82,1000 --no-llm
+    Example: rag bench --sizes 82,1000 --no-llm   (or: rag bench --sizes 82 --no-llm --pdfs ~/papers)
     """
     from rag import bench as bench_lib
 
@@ -139,11 +140,13 @@ def bench(
         fail(f"--sizes needs whole numbers separated by commas, got {sizes!r}")
     if not wanted or min(wanted) < 1:
         fail("--sizes needs at least one size of 1 or more")
+    if pdfs is not None and not pdfs.is_dir():
+        fail(f"--pdfs needs a folder of PDFs, got {pdfs}")
     with errors():
         settings = Settings.load(model=model)
         plan = bench_lib.BenchPlan(
-            wanted, use_llm=not no_llm, questions=questions, cold_reps=cold_reps, warm_reps=warm_reps, work_dir=work_dir,
-            command=f"rag bench --sizes {sizes}{' --no-llm' if no_llm else f' --questions {questions}'}",
+            wanted, use_llm=not no_llm, questions=questions, cold_reps=cold_reps, warm_reps=warm_reps, work_dir=work_dir, pdfs=pdfs,
+            command=f"rag bench --sizes {sizes}{' --no-llm' if no_llm else f' --questions {questions}'}{f' --pdfs {pdfs}' if pdfs else ''}",
         )
         report = bench_lib.run(plan, out, settings, log=lambda m: typer.echo(m, err=True))
     for target, measured, verdict in bench_lib.targets(report):

@@ -104,3 +104,23 @@ def test_from_json_combines_runs(tmp_path):
     assert result.exit_code == 0, (result.output, result.exception)
     text = (tmp_path / "out" / "benchmarks.md").read_text()
     assert "| 82 | 158 |" in text and "| q? |" in text and "rag bench --sizes 82 --questions 3" in text
+
+
+def test_bench_measures_pdf_pages_per_second(tmp_path, monkeypatch):
+    from pdfmaker import sample_paper
+
+    monkeypatch.setenv("RAG_MODELS_DIR", str(MODELS_DIR))
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    sample_paper(folder / "a.pdf")
+    sample_paper(folder / "b.pdf", title="Dense Routing for Slow Transformers")
+    out = tmp_path / "out"
+    args = ["bench", "--sizes", "6", "--no-llm", "--cold-reps", "1", "--warm-reps", "1", "--out", str(out), "--pdfs", str(folder)]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    pdfs = json.loads((out / "benchmarks.json").read_text())["pdfs"]
+    assert (pdfs["files"], pdfs["pages"]) == (2, 6) and pdfs["pages_per_s"] > 0 and pdfs["reingest_s"] > 0
+    assert "## PDF ingest" in (out / "benchmarks.md").read_text()
+    assert bench.load_report(json.loads((out / "benchmarks.json").read_text())).pdfs.pages == 6
+    bad = CliRunner().invoke(cli.app, ["bench", "--sizes", "6", "--no-llm", "--pdfs", str(tmp_path / "nowhere")])
+    assert bad.exit_code == 2 and "--pdfs needs a folder" in bad.output

@@ -5,10 +5,10 @@ seed), `measure` runs the measurements, `report` turns them into docs/benchmarks
 
 from rag.bench.corpus import SEED_PAPERS, build_corpus, seed_papers, synthetic_papers
 from rag.bench.measure import QUESTIONS, SEARCH_QUERIES, BenchPlan, machine_info, run
-from rag.bench.report import NOTES_MARKER, AskResult, BenchReport, SizeResult, combine, load_report, render, targets, write
+from rag.bench.report import NOTES_MARKER, AskResult, BenchReport, PdfResult, SizeResult, combine, load_report, render, targets, write
 
 __all__ = [
     "SEED_PAPERS", "build_corpus", "seed_papers", "synthetic_papers",
     "QUESTIONS", "SEARCH_QUERIES", "BenchPlan", "machine_info", "run",
-    "NOTES_MARKER", "AskResult", "BenchReport", "SizeResult", "combine", "load_report", "render", "targets", "write",
+    "NOTES_MARKER", "AskResult", "BenchReport", "PdfResult", "SizeResult", "combine", "load_report", "render", "targets", "write",
 ]
