@@ -199,7 +199,7 @@ def _answer_yes_no(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -
         # The model's account did not hold up: the deciding paper's own words instead.
         quote = citations.best_quote(run.question, sources[0].text)
         added = f'"{sources[0].title.strip()}" reports: "{quote}" [1]'
-        checked.append(CheckedSentence(added, (1,), 1.0, True, quote))
+        checked.append(CheckedSentence(added, (1,), 1.0, True, quote, page=sources[0].page_of(quote)))
         text = added
         if run.on_token:
             run.on_token(added)
@@ -234,7 +234,7 @@ def _not_settled(parts: Parts, run: _Run, best: Source) -> Answer:
     text = f'{prompts.NOT_SETTLED} "{best.title.strip().rstrip(".")}": "{quote}" [1]'
     if run.on_token:
         run.on_token(text)
-    answer = _answer_from(parts, run, text, [best], [CheckedSentence(text, (1,), 1.0, True, quote)], abstained=False)
+    answer = _answer_from(parts, run, text, [best], [CheckedSentence(text, (1,), 1.0, True, quote, page=best.page_of(quote))], abstained=False)
     answer.verdict = judging.NOT_SETTLED
     return answer
 
@@ -298,7 +298,7 @@ def _respond(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answ
         quotes = _quotes_for_echo(parts, run.question, text, sources)
         if quotes:
             added = evidence.quoted(quotes)
-            checked += [CheckedSentence(f'"{q.sentence}" [{q.n}]', (q.n,), 1.0, True, q.sentence) for q in quotes]
+            checked += [CheckedSentence(f'"{q.sentence}" [{q.n}]', (q.n,), 1.0, True, q.sentence, page=sources[q.n - 1].page_of(q.sentence)) for q in quotes]
             text = f"{text} {added}"
             if run.on_token:
                 run.on_token(" " + added)

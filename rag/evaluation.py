@@ -14,6 +14,7 @@ from rag.errors import InputError
 from rag.pipeline import Rag
 from rag.stats import percentile
 from rag.text import normalize_title
+from rag.types import Answer
 
 MODES = ("lexical", "dense", "hybrid")
 
@@ -49,6 +50,9 @@ class AnswerScores:
     sentences: int
     latency_p50_s: float
     latency_p95_s: float
+    # Of the answers that state an asked fact from a PDF passage, the share whose cited page holds
+    # it; None when no answer cited a page.
+    cited_page_right: float | None = None
 
 
 @dataclass
@@ -187,6 +191,7 @@ def evaluate(rag: Rag, questions: list[EvalQuestion], use_llm: bool = True, prog
                 "sentences": len(answer.checked),
                 "seconds": round(answer.timings.total_s, 2),
                 "prompt_tokens": answer.timings.prompt_tokens,
+                "page_right": page_right(answer, q.answer_facts),
                 "answer": answer.answer,
             }
         )
@@ -196,6 +201,7 @@ def evaluate(rag: Rag, questions: list[EvalQuestion], use_llm: bool = True, prog
     ans = [r for r, q in zip(rows, questions) if q.answerable]
     unans = [r for r, q in zip(rows, questions) if not q.answerable]
     facts = [r["facts"] for r in ans if r["facts"] is not None]
+    pages = [r["page_right"] for r in ans if r["page_right"] is not None]
     scores = AnswerScores(
         gold_citation_rate=sum(r["cites_gold"] for r in ans) / max(len(ans), 1),
         fact_coverage=statistics.mean(facts) if facts else 0.0,
@@ -206,8 +212,23 @@ def evaluate(rag: Rag, questions: list[EvalQuestion], use_llm: bool = True, prog
         sentences=sum(r["sentences"] for r in rows),
         latency_p50_s=percentile(latencies, 50) if latencies else 0.0,
         latency_p95_s=percentile(latencies, 95) if latencies else 0.0,
+        cited_page_right=sum(pages) / len(pages) if pages else None,
     )
     return EvalReport(len(questions), len(answerable), retrieval, scores, rows)
+
+
+def page_right(answer: Answer, facts: tuple[str, ...]) -> bool | None:
+    """Whether every shown sentence that states an asked fact cites a page whose passage holds that
+    fact; None when no such sentence cites a page (abstracts have none)."""
+    verdicts = []
+    for s in answer.checked:
+        stated = [f.lower() for f in facts if f.lower() in s.text.lower()]
+        if not s.supported or s.page is None or not stated or not s.citations:
+            continue
+        source = answer.sources[s.citations[0] - 1]
+        texts = [p.text for p in source.passages if p.page == s.page] or ([source.text] if source.page == s.page else [])
+        verdicts.append(any(f in t.lower() for t in texts for f in stated))
+    return all(verdicts) if verdicts else None
 
 
 def render(report: EvalReport) -> str:
@@ -235,4 +256,6 @@ def render(report: EvalReport) -> str:
             f"| unsupported sentences withheld | {a.unsupported_sentences} of {a.sentences} |",
             f"| latency p50 / p95 | {a.latency_p50_s:.1f} s / {a.latency_p95_s:.1f} s |",
         ]
+        if a.cited_page_right is not None:
+            lines.append(f"| fact answers whose cited page holds the fact | {a.cited_page_right:.3f} |")
     return "\n".join(lines)

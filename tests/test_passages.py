@@ -118,3 +118,17 @@ def test_with_a_focus_every_passage_but_the_answering_papers_best_keeps_its_clos
     assert first.passages[0].text == best  # the answering paper's best passage stays whole
     assert "checked twice" in first.passages[1].text and len(first.passages[1].text) < len(later) / 2
     assert "checked twice" in second.passages[0].text and len(second.passages[0].text) < len(later) / 2
+
+
+def test_the_eval_checks_that_a_cited_page_holds_the_fact_it_is_cited_for():
+    from rag.evaluation import page_right
+    from rag.types import Answer, CheckedSentence
+
+    source = passages.given([paged("Wombat Corpus", OTHER, COUNT, start=4)], 1400)[0]
+
+    def answer(page):
+        said = CheckedSentence("The corpus holds 9,280 summaries [1].", (1,), 1.0, True, COUNT, "entailed", page)
+        return Answer("q", said.text, False, [], [source], "m", checked=[said])
+
+    assert page_right(answer(5), ("9,280",)) is True and page_right(answer(4), ("9,280",)) is False
+    assert page_right(answer(5), ("Selector",)) is None  # the fact is not stated: nothing to judge
