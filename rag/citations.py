@@ -9,6 +9,7 @@ from rag import meaning
 from rag.prompts import ABSTAIN_MARKER
 from rag.text import (
     cited_numbers,
+    is_prose,
     split_sentences,
     tokenize,
     without_markers,
@@ -147,8 +148,10 @@ def citations_for(text: str, sources: list[Source]) -> list[Citation]:
 
 
 def best_quote(claim: str, source_text: str) -> str:
-    """The source sentence sharing the most content words with the claim: what `--show-quotes` prints."""
-    candidates = split_sentences(source_text)
+    """The source sentence sharing the most content words with the claim: what `--show-quotes` prints.
+    A table row or a code line is quoted only when the passage has no prose sentence."""
+    sentences = split_sentences(source_text)
+    candidates = [s for s in sentences if is_prose(s)] or sentences
     return max(candidates, key=lambda s: support(claim, s) * min(1.0, len(s) / 40), default="")
 
 

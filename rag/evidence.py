@@ -15,6 +15,7 @@ from typing import Callable
 
 from rag.embedding import Embedder
 from rag.text import (
+    is_prose,
     root,
     roots,
     split_sentences,
@@ -66,7 +67,7 @@ def answering_sentences(
     """For each part, the source sentence closest to it (cosine similarity plus IDF-weighted word
     overlap, so a rare term the part names counts even where the embedding misses it); a sentence
     chosen for an earlier part is not quoted twice."""
-    candidates = [(n, s) for n, text in sources for s in split_sentences(text) if len(s.split()) >= 4]
+    candidates = [(n, s) for n, text in sources for s in split_sentences(text) if is_prose(s)]
     if not candidates or not parts:
         return []
     similarity = embedder.embed(parts) @ embedder.embed([s for _, s in candidates]).T

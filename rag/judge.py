@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag import meaning, prompts
 from rag.errors import InputError
-from rag.text import split_sentences, tokenize
+from rag.text import is_prose, split_sentences, tokenize
 from rag.types import Source
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def opposes(question: str, text: str) -> bool:
 def focus_sentences(question: str, text: str, n: int = FOCUS_SENTENCES) -> list[str]:
     """The `n` sentences sharing the most words with the question, in the paper's order."""
     wanted = set(tokenize(question))
-    sentences = split_sentences(text)
+    sentences = [s for s in split_sentences(text) if is_prose(s)] or split_sentences(text)
     best = sorted(range(len(sentences)), key=lambda i: -len(wanted & set(tokenize(sentences[i]))))[:n]
     return [sentences[i] for i in sorted(best)]
 

@@ -67,6 +67,22 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
+_CODE_CHARS = re.compile(r"[{}=<>_\\|`$#]|->|::")
+
+
+def is_prose(sentence: str) -> bool:
+    """A sentence a reader can be shown as what the paper says, not a table row, a code listing or
+    an equation pulled out of a PDF: mostly words, few numbers, few code symbols. The PaSa paper's
+    results table read "PaSa-7b 0.7931 0.1448 0.4834 0.6947 0.6334 0.5301 ..." as one sentence."""
+    tokens = [t for t in sentence.split() if re.search(r"\w", t)]  # a lone "/" or "±" is neither
+    if len(tokens) < 4:
+        return False
+    words = sum(bool(re.fullmatch(r"[(\"'“]*[A-Za-z][A-Za-z'’-]*[)\"'”.,;:!?]*", t)) for t in tokens)
+    numbers = sum(bool(re.fullmatch(r"[(+\-−]*\d[\d.,%x×]*[)]*[.,;:]?", t)) for t in tokens)
+    code = len(_CODE_CHARS.findall(sentence))
+    return words >= 0.5 * len(tokens) and numbers <= 0.4 * len(tokens) and code <= max(2, len(tokens) // 8)
+
+
 def focused(text: str, question: str, chars: int) -> str:
     """The sentences of `text` a question needs, within `chars`: the first (what the paper does),
     then the sentences sharing the most words with the question, each with the one after it, in

@@ -283,3 +283,38 @@ def test_a_title_does_not_vouch_for_what_the_sentence_says_about_its_paper():
     assert text == "" and not checker.sentences[0].supported
     right = '"Multi-task Self-supervised Graph Neural Networks" [1] learns node embeddings from pretext tasks.'
     assert check(right, long_titles)[2] == right
+
+
+# --- tables, code and equations are not quoted as prose (issue #14, item 1) ---------------------
+
+TABLE_ROW = "Method Precision Recall F1 GPT-4o 0.96 0.69 0.80 Qwen-2.5-7b 1.0 0.38 0.55 PaSa-7b-Selector 0.95 0.78 0.85."
+CODE_LINE = "1 >>> import papermage as pm 2 >>> cv = pm . BoxPredictor (...) 3 >>> tables , figures = cv . predict ( doc )."
+EQUATION = "The reward is r(st, at) = α × Xnt i=1 I(q, pi, t) − c(at), (1) where I(q, pi, t) = 1."
+
+
+@pytest.mark.parametrize("sentence", [TABLE_ROW, CODE_LINE, EQUATION])
+def test_a_table_row_a_code_line_or_an_equation_is_not_prose(sentence):
+    from rag.text import is_prose
+
+    assert not is_prose(sentence)
+
+
+@pytest.mark.parametrize("sentence", [
+    "We split all cases into train (70%, 3177 samples), Dev (10%, 454), and Test (30%, 908).",
+    "AutoScholarQuery includes 33,511 / 1,000 / 1,000 query-paper pairs in the training / development / test split.",
+    "The barriers were: unfamiliar terminology; dense text; knowing what to read; and relating findings.",
+    "Participants' age ranged from 19 to 67 (mean = 35.04).",
+])
+def test_sentences_with_numbers_and_lists_are_prose(sentence):
+    from rag.text import is_prose
+
+    assert is_prose(sentence)
+
+
+def test_the_quote_for_a_claim_is_a_prose_sentence_even_when_a_table_row_shares_more_words():
+    from rag.citations import best_quote
+
+    passage = f"{TABLE_ROW} Our Selector reaches a precision of 0.95 and an F1 of 0.85, outperforming GPT-4o."
+    quote = best_quote("The Selector reaches precision 0.95 and F1 0.85 against GPT-4o and Qwen-2.5-7b.", passage)
+    assert quote.startswith("Our Selector reaches")
+    assert best_quote("Recall of GPT-4o", TABLE_ROW) == TABLE_ROW  # a table alone is still quoted rather than nothing
