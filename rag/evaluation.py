@@ -5,6 +5,7 @@ hybrid search in the same run, so a change can be judged against its own baselin
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -185,7 +186,7 @@ def evaluate(rag: Rag, questions: list[EvalQuestion], use_llm: bool = True, prog
                 "kind": q.kind,
                 "abstained": answer.abstained or answer.verdict == "not settled",  # quoted, not answered
                 "cites_gold": bool(cited & golds),
-                "facts": sum(f.lower() in text for f in q.answer_facts) / len(q.answer_facts) if q.answer_facts else None,
+                "facts": sum(states(text, f) for f in q.answer_facts) / len(q.answer_facts) if q.answer_facts else None,
                 "not_given": len(cited - given),
                 "unsupported": sum(not s.supported for s in answer.checked),
                 "sentences": len(answer.checked),
@@ -217,17 +218,28 @@ def evaluate(rag: Rag, questions: list[EvalQuestion], use_llm: bool = True, prog
     return EvalReport(len(questions), len(answerable), retrieval, scores, rows)
 
 
+_NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+
+
+def states(text: str, fact: str) -> bool:
+    """Whether an answer states a fact: its words, or for a small count its word ("4" as "four")."""
+    text, fact = text.lower(), fact.lower()
+    if fact in text:
+        return True
+    return fact.isdigit() and int(fact) < len(_NUMBER_WORDS) and re.search(rf"\b{_NUMBER_WORDS[int(fact)]}\b", text) is not None
+
+
 def page_right(answer: Answer, facts: tuple[str, ...]) -> bool | None:
     """Whether every shown sentence that states an asked fact cites a page whose passage holds that
     fact; None when no such sentence cites a page (abstracts have none)."""
     verdicts = []
     for s in answer.checked:
-        stated = [f.lower() for f in facts if f.lower() in s.text.lower()]
+        stated = [f.lower() for f in facts if states(s.text, f)]
         if not s.supported or s.page is None or not stated or not s.citations:
             continue
         source = answer.sources[s.citations[0] - 1]
         texts = [p.text for p in source.passages if p.page == s.page] or ([source.text] if source.page == s.page else [])
-        verdicts.append(any(f in t.lower() for t in texts for f in stated))
+        verdicts.append(any(states(t, f) for t in texts for f in stated))
     return all(verdicts) if verdicts else None
 
 

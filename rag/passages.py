@@ -45,7 +45,7 @@ def reranked(reranker: Reranker, question: str, sources: Sequence[Source]) -> li
 
 def given(sources: Sequence[Source], budget_tokens: int, question: str = "", focus_chars: int = 0) -> list[Source]:
     """What the model reads of each source, within the budget: the first (answering) paper may give
-    FIRST_PAPER_PASSAGES passages, the others OTHER_PAPER_PASSAGES; a share another source does
+    FIRST_PAPER_PASSAGES passages and its opening one (the abstract), the others OTHER_PAPER_PASSAGES; a share another source does
     not use goes to the rest. A source over its share loses whole passages from the end, then is
     cut at a sentence boundary. The text is the one the model sees (`prompts.data_only`), so the
     sentence check cannot count an instruction planted in a paper as support, and a number is
@@ -60,10 +60,13 @@ def _with_passages(source: Source, n: int, focus: tuple[str, int], answering: bo
     if len(source.passages) < 2:
         return dataclasses.replace(source, text=prompts.data_only(source.text), passages=())
     question, chars = focus
+    chosen = list(source.passages[:n])
+    if answering:  # the abstract stays within reach: what the paper does, its headline numbers
+        chosen += [p for p in source.passages[n:] if p.opening]
     kept = []
-    for i, p in enumerate(source.passages[:n]):
+    for i, p in enumerate(chosen):
         text = prompts.data_only(p.text)
-        kept.append(Passage(focused(text, question, chars) if chars and not (answering and i == 0) else text, p.page))
+        kept.append(Passage(focused(text, question, chars) if chars and not (answering and i == 0) else text, p.page, p.opening))
     return _joined(source, tuple(kept))
 
 

@@ -14,7 +14,8 @@ from rag.store import ChunkRecord, Store
 from rag.types import Passage, Source
 
 RRF_K = 60
-PASSAGES = 6  # a full-text paper's candidate passages for one question (the answer keeps the best few)
+PASSAGES = 8  # a full-text paper's candidate passages for one question (the answer keeps the best few)
+MEANING_PASSAGES = 3  # of them, the chunks most similar to the question whatever their words
 # With BM25 beside similarity, the chunk holding the asked facts was in a paper's first three for 5 of
 # 7 pdf-dev questions (40-140 chunks a paper), by similarity alone for 3 of 7.
 PASSAGE_DENSE = 0.7
@@ -146,10 +147,21 @@ class _Ranked:
 
     @classmethod
     def of(cls, chunks: list[tuple[ChunkRecord, float]], lexical: dict[str, float]) -> "_Ranked":
+        """The paper's opening chunk (its abstract, for "what does this paper do" questions and
+        the summary numbers an abstract gives) is always among its candidates."""
         best = max(chunks, key=lambda c: c[1])
         top_lexical = max((lexical.get(r.chunk_id, 0.0) for r, _ in chunks), default=0.0) or 1.0
         ranked = sorted(chunks, key=lambda c: -(PASSAGE_DENSE * c[1] + (1 - PASSAGE_DENSE) * lexical.get(c[0].chunk_id, 0.0) / top_lexical))
-        return cls(best, tuple(Passage(r.text, r.page) for r, _ in ranked[:PASSAGES]))
+        by_meaning = sorted(chunks, key=lambda c: -c[1])[:MEANING_PASSAGES]  # a paraphrase shares no rare word
+        opening = min((r for r, _ in chunks), key=_chunk_number)
+        kept = list(dict.fromkeys([r for r, _ in by_meaning] + [opening] + [r for r, _ in ranked]))[:PASSAGES]
+        kept.sort(key=lambda r: next(i for i, (c, _) in enumerate(ranked) if c is r))
+        return cls(best, tuple(Passage(r.text, r.page, r is opening) for r in kept))
+
+
+def _chunk_number(record: ChunkRecord) -> int:
+    number = record.chunk_id.rsplit(":", 1)[-1]
+    return int(number) if number.isdigit() else 1 << 30
 
 
 def _best_per_paper(ranking: list[tuple[ChunkRecord, float]]) -> list[tuple[ChunkRecord, float]]:

@@ -50,6 +50,7 @@ class Passage:
 
     text: str
     page: int | None = None
+    opening: bool = False  # the paper's first chunk (its abstract): kept within reach of every question
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ def test_a_detail_deep_in_a_pdf_reaches_the_model_and_is_cited_with_its_page(tmp
     rag.ingest([tmp_path / "wombat.pdf"])
     (found,) = rag.search("How many expert summaries did the annotation team write by hand?", k=1)
     assert len(found.passages) > 1 and found.passages[0].page == 5  # the passage with the detail comes first
+    assert [p.page for p in found.passages if p.opening] == [1]  # and the abstract is among the candidates
     answer = rag.ask("How many expert summaries did the annotation team write by hand?", k=1)
     assert "9,280" in llm.prompts[0] and llm.prompts[0].count("sparse mixture routing") >= 1  # the detail and more of the paper
     (citation,) = answer.citations
@@ -132,3 +133,20 @@ def test_the_eval_checks_that_a_cited_page_holds_the_fact_it_is_cited_for():
 
     assert page_right(answer(5), ("9,280",)) is True and page_right(answer(4), ("9,280",)) is False
     assert page_right(answer(5), ("Selector",)) is None  # the fact is not stated: nothing to judge
+
+
+def test_the_answering_papers_opening_passage_is_given_even_when_ranked_last():
+    opening = Passage("The Wombat corpus spans one-sentence to five-hundred-word summaries.", 1, opening=True)
+    ranked = tuple(Passage(f"Passage {n} on other things entirely.", n + 1) for n in range(1, 5)) + (opening,)
+    source = Source("w", "Wombat Corpus", (), ranked[0].text, 0.5, 0.5, 1.0, page=2, passages=ranked)
+    other = Source("q", "Quokka Study", (), ranked[0].text, 0.5, 0.5, 1.0, page=2, passages=ranked)
+    first, second = passages.given([source, other], 1400)
+    assert [p.page for p in first.passages] == [2, 3, 4, 1] and first.passages[-1].opening
+    assert [p.page for p in second.passages] == [2, 3]  # another paper gives its best two only
+
+
+def test_the_eval_counts_a_small_number_written_as_a_word():
+    from rag.evaluation import states
+
+    assert states("Four out of the six participants continued.", "4") and states("4 of 6", "4")
+    assert not states("Fourteen participants", "4") and not states("It has 40 pages.", "four")
