@@ -119,4 +119,5 @@ def merge_sources(a: Paper, b: Paper) -> Paper:
         blocks=full.blocks,
         kind=full.kind if full.kind != "record" else record.kind,
         categories=record.categories or full.categories,
+        references=full.references or record.references,
     )

@@ -18,7 +18,9 @@ from rag.pdf_title import Run, authors_line, heading_of, choose_title, first_lin
 from rag.readers import PDF_MAGIC
 from rag.types import Block, Paper
 
-_END_SECTIONS = {"references", "bibliography"}  # the reference list is not the paper's content
+_END_SECTIONS = {"references", "bibliography"}  # the reference list is kept apart from the paper's content
+_AFTER_REFERENCES = {"appendix", "appendices", "supplementary material", "acknowledgements", "acknowledgments"}
+REFERENCES = "References"
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class PdfRead:
 
 
 # Bump when what read_pdf returns for the same bytes changes: parsed PDFs are cached under it.
-READER_VERSION = 2
+READER_VERSION = 3
 NO_TITLE = "no title found on the first page"  # a warning corpus drops when a BibTeX entry names the PDF
 
 
@@ -65,6 +67,8 @@ def read_pdf(data: bytes, source: str, name: str) -> PdfRead:
     if not any(p.strip() for p in pages):
         raise InputError(f"{name}: the PDF has no text layer (a scan?); run OCR on it first")
     blocks = pdf_blocks(pages)
+    references = reference_entries([b.text for b in blocks if b.section == REFERENCES])
+    blocks = [b for b in blocks if b.section != REFERENCES]
     first_lines = [l.strip() for l in pages[0].splitlines() if l.strip()] if pages else []
     warnings: list[str] = []
     title = choose_title(layout_title(runs, span, pages), _meta_text(meta, "title"), pages[0] if pages else "")
@@ -79,7 +83,7 @@ def read_pdf(data: bytes, source: str, name: str) -> PdfRead:
     abstract = " ".join(b.text for b in blocks if b.section.lower() == "abstract") or (blocks[0].text if blocks else "")
     paper = Paper(
         paper_id=paper_id_for(title), title=title, authors=tuple(authors), abstract=abstract,
-        source=source, year=year, blocks=tuple(blocks), kind="pdf",
+        source=source, year=year, blocks=tuple(blocks), kind="pdf", references=tuple(references),
     )
     return PdfRead(paper, tuple(warnings), len(pages))
 
@@ -191,10 +195,12 @@ def pdf_blocks(pages: list[str]) -> list[Block]:
                 close()
                 continue
             heading = heading_of(stripped)
+            if heading and section == REFERENCES and heading.lower() not in _AFTER_REFERENCES:
+                heading = ""  # "2020. Longformer: The Long-Document Transformer" is an entry, not a heading
             if heading:
                 close()
                 if heading.lower() in _END_SECTIONS:
-                    return blocks
+                    heading = REFERENCES
                 if heading.lower() == "abstract" and page_no == 1 and not section:
                     blocks.clear()
                 section = heading
@@ -231,6 +237,16 @@ def _running_lines(pages: list[str]) -> set[str]:
         for shape in {_shape(l) for l in lines[:3] + lines[-3:] if len(l.strip()) >= 12}:
             counts[shape] = counts.get(shape, 0) + 1
     return {shape for shape, n in counts.items() if n >= max(3, len(pages) // 3)}
+
+
+def reference_entries(paragraphs: list[str]) -> list[str]:
+    """The reference list as entries: split at "[n]" when the list is numbered so, else one per
+    paragraph (an entry's last line is short and ends with a full stop, which closes a paragraph)."""
+    entries = []
+    for text in paragraphs:
+        parts = re.split(r"\s(?=\[\d{1,3}\]\s)", text) if len(re.findall(r"\[\d{1,3}\]\s", text)) > 1 else [text]
+        entries += [p.strip() for p in parts if len(p.strip()) >= 20]
+    return entries
 
 
 def _meta_text(meta, key: str) -> str:

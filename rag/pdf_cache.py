@@ -34,7 +34,7 @@ class PdfCache:
         try:
             data = json.loads(self._path(content_hash, name).read_text(encoding="utf-8"))
             p = data["paper"]
-            paper = Paper(**{**p, "authors": tuple(p["authors"]), "categories": tuple(p["categories"]),
+            paper = Paper(**{**p, "authors": tuple(p["authors"]), "categories": tuple(p["categories"]), "references": tuple(p.get("references", ())),
                              "blocks": tuple(Block(**b) for b in p["blocks"]), "source": source})
             return PdfRead(paper, tuple(data["warnings"]), int(data["pages"]))
         except (OSError, ValueError, KeyError, TypeError):

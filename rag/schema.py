@@ -57,11 +57,24 @@ def paper_meta(paper: Paper, sources: list[str], file_hash: str) -> dict:
         meta["venue"] = paper.venue
     if paper.categories:
         meta["categories"] = " ".join(paper.categories)
+    if paper.references:
+        meta["references"] = json.dumps(list(paper.references))
     return meta
 
 
 def chunk_meta(meta: dict, chunk: Chunk) -> dict:
-    return {**meta, "chunk_index": chunk.index, **({"page": chunk.page} if chunk.page is not None else {})}
+    """A chunk's metadata; the paper's reference list rides on its first chunk only."""
+    out = {**meta, "chunk_index": chunk.index, **({"page": chunk.page} if chunk.page is not None else {})}
+    if chunk.index:
+        out.pop("references", None)
+    return out
+
+
+def references_of(meta: dict) -> list[str]:
+    try:
+        return list(json.loads(meta.get("references") or "[]"))
+    except ValueError:
+        return []
 
 
 def source_fields(sources: list[str], file_hash: str) -> dict:

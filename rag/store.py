@@ -1,10 +1,7 @@
-"""Chunks and their vectors in a persistent Chroma collection.
-
-Everything the tool knows about what is indexed lives in the chunk metadata (paper id, title,
-authors, source file and hashes), so the store is the single source of truth: there is no side
-manifest that could disagree with it after a crash. Vectors are computed by our own embedder and
-passed in, so Chroma's default (downloading) embedding function is never used.
-"""
+"""Chunks and their vectors in a persistent Chroma collection. Everything the tool knows about
+what is indexed lives in the chunk metadata (paper id, title, authors, files, hashes, a PDF's
+reference list), so the store is the single source of truth: no side manifest could disagree with
+it after a crash. Vectors come from our own embedder; Chroma's (downloading) one is never used."""
 
 from __future__ import annotations
 
@@ -293,6 +290,12 @@ class Store:
     def all_chunks(self) -> list[ChunkRecord]:
         got = self._col().get(include=["documents", "metadatas"])
         return [schema.record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+
+    @_guarded
+    def references(self, paper_id: str) -> list[str]:
+        """A PDF's reference list (kept on its first chunk, never embedded); [] when it has none."""
+        got = self._col().get(where={"$and": [{"paper_id": paper_id}, {"chunk_index": 0}]}, include=["metadatas"])
+        return schema.references_of(got["metadatas"][0]) if got["metadatas"] else []
 
     @_guarded
     def paper_texts(self, paper_ids: Sequence[str]) -> dict[str, str]:

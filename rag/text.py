@@ -67,7 +67,7 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
-_CODE_CHARS = re.compile(r"[{}=<>_\\|`$#]|->|::")
+_CODE_CHARS = re.compile(r"[=<>_\\|$#]|->|::")  # not braces or backticks: abstracts write {O}(log T), `teacher'
 
 
 def is_prose(sentence: str) -> bool:

@@ -31,6 +31,7 @@ class Paper:
     blocks: tuple[Block, ...] = ()  # full text in reading order; empty for listing/BibTeX records
     kind: str = "record"  # "record" (listing/BibTeX entry), "pdf" or "note": decides what may merge
     categories: tuple[str, ...] = ()  # arXiv categories ("cs.CL"), when the source lists them
+    references: tuple[str, ...] = ()  # a PDF's reference list, one entry each: kept, never evidence
 
 
 @dataclass(frozen=True)

@@ -215,3 +215,28 @@ def test_a_damaged_cache_entry_is_a_parse_not_an_error(tmp_path, parses):
     for entry in (tmp_path / "data" / "parsed").glob("*.json"):
         entry.write_text("{not json", encoding="utf-8")
     assert rag.ingest([tmp_path / "q.pdf"]).unchanged == 1 and len(parses) == 2
+
+
+def test_the_reference_list_is_kept_apart_and_stored_and_an_appendix_after_it_is_text(tmp_path):
+    pages = [
+        ["# Quokka Routing: A Study", AUTHORS, "", "## Abstract", LOREM, "", "## 1 Introduction", LOREM],
+        ["## References", "[1] Ada Lovelace. Notes on the analytical engine. 1843.", "",
+         "[2] Alan Turing. 2020. Computing Machinery: And Intelligence. Mind.", "", "## Appendix",
+         "The appendix lists the quokka hyperparameters in full."],
+    ]
+    paper = read(make_pdf(tmp_path / "q.pdf", pages)).papers[0]
+    assert paper.references == ("[1] Ada Lovelace. Notes on the analytical engine. 1843.", "[2] Alan Turing. 2020. Computing Machinery: And Intelligence. Mind.")
+    text = " ".join(b.text for b in paper.blocks)
+    assert "analytical engine" not in text and "Computing Machinery" not in text  # never evidence
+    assert any(b.section == "Appendix" and "hyperparameters" in b.text for b in paper.blocks)
+    rag = Rag(Settings.load(data_dir=tmp_path / "data"), embedder=FakeEmbedder(), generator=FakeGenerator())
+    rag.ingest([tmp_path / "q.pdf"])
+    assert rag.store.references(paper.paper_id) == list(paper.references)
+    assert all("analytical engine" not in r.text for r in rag.retriever.lexical.records)
+
+
+def test_numbered_reference_entries_are_split():
+    from rag.pdf import reference_entries
+
+    text = "[1] A. Author. First paper title. 2019. [2] B. Author. Second paper title. 2020. [3] C. Author. Third one here. 2021."
+    assert [e[:3] for e in reference_entries([text])] == ["[1]", "[2]", "[3]"]
