@@ -12,7 +12,7 @@ import typer
 
 from rag.cli_common import (
     AuthorOpt, BibOpt, CategoryOpt, ChromaOpt, DataDir, EvidenceOpt, JsonOpt, KOpt, LlmOpt, ModelOpt, QuotesOpt, SourceOpt, TitleOpt, YearOpt,
-    app, check_bib_target, echo, errors, filters_from, print_answer, print_json, rag_for, show_evidence, stream, write_bib,
+    app, check_bib_target, echo, errors, fail, filters_from, print_answer, print_json, rag_for, show_evidence, stream, write_bib,
 )
 from rag.errors import InputError
 from rag.safe_text import clean_line, redact_urls
@@ -30,20 +30,26 @@ def ingest(
     chroma_url: Optional[str] = ChromaOpt,
     as_json: bool = JsonOpt,
     watch: bool = typer.Option(False, "--watch", help="Keep going: re-ingest whenever files under the paths are added, changed or deleted (Ctrl-C stops)."),
+    zotero: Optional[Path] = typer.Option(
+        None, "--zotero", metavar="DIR", show_default=False,
+        help="Also read a Zotero library, read-only: the folder holding zotero.sqlite and storage/ (usually ~/Zotero). Each item is a paper, with its PDFs.",
+    ),
 ):
     """Index papers; unchanged files cost nothing on re-ingest. A file that cannot be read is
     skipped with one warning line and exit code 1; the rest is ingested.
 
-    Example: rag ingest seeds/ ~/papers/ refs.bib   (or: rag ingest ~/papers --watch)
+    Example: rag ingest seeds/ ~/papers/ refs.bib   (or: rag ingest ~/papers --watch, rag ingest --zotero ~/Zotero)
     """
     from rag.progress import bar
 
+    if watch and zotero:
+        fail("--watch follows files, not a Zotero library; run `rag ingest --zotero DIR` again after changing the library")
     if watch:
         return _watch(ctx, paths, data_dir, chroma_url)
     with errors():
         rag = rag_for(ctx, data_dir=data_dir, chroma_url=chroma_url)
         with bar("embedding", "chunks", disable=as_json) as progress:
-            report = rag.ingest(paths or None, progress=progress)
+            report = rag.ingest(paths or None, progress=progress, zotero=zotero)
     for line in report.skipped:
         echo(f"warning: {clean_line(line)}", err=True)
     if as_json:

@@ -1,5 +1,6 @@
 """Files -> Papers. Reads scraped paper listings and plain text/Markdown documents here, PDF and
-BibTeX through rag/pdf.py and rag/readers.py; the format is told from the content first, the file name second.
+BibTeX through rag/pdf.py and rag/readers.py, a Zotero library through rag/zotero.py; the format is told
+from the content first, the file name second.
 
 Listings come in two shapes (see seeds/): "title, author lines, abstract" records one line each, and
 blank-line separated "title / abstract" pairs under some page chrome. One small state machine reads
@@ -16,7 +17,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag import pdf, readers
+from rag import pdf, readers, zotero
 from rag.pdf_cache import PdfCache
 from rag.errors import InputError
 from rag.papers import clean_text, looks_like_author, merge_papers, paper_id_for
@@ -231,14 +232,28 @@ def read_file(path: Path, cache: PdfCache | None = None) -> SourceFile:
         raise InputError(f"{path}: the file is empty")
     if kind in ("bibtex", "jsonl", "jsonlist", "csv"):
         read = {"bibtex": readers.read_bibtex, "jsonl": readers.read_jsonl, "jsonlist": readers.read_json_list, "csv": readers.read_csv}[kind]
-        bib = read(text, source, str(path))
-        return SourceFile(source, file_hash(data), tuple(merge_papers(bib.papers)), tuple(bib.problems), tuple(bib.warnings), tuple(bib.attachments.items()))
+        return _records(source, file_hash(data), read(text, source, str(path)))
     markdown = path.suffix.lower() in {".md", ".markdown"} or re.search(r"(?m)^#{1,6}\s", text)
     if not markdown and looks_like_listing(text):
         papers = parse_listing(text, source)
     else:
         papers = [parse_document(text, source)]
     return SourceFile(path=source, file_hash=file_hash(data), papers=tuple(papers))
+
+
+def _records(source: str, digest: str, bib: readers.BibResult) -> SourceFile:
+    """A file of bibliographic records (BibTeX, JSON lines, a Zotero library) with the PDFs they attach."""
+    return SourceFile(source, digest, tuple(merge_papers(bib.papers)), tuple(bib.problems), tuple(bib.warnings), tuple(bib.attachments.items()))
+
+
+def read_zotero(folder: Path) -> SourceFile:
+    """A Zotero library (`folder/zotero.sqlite`, read-only) as one source file, read like a .bib
+    export: its items, and the PDFs they attach from storage/. Its hash is that of what was read,
+    so Zotero's own bookkeeping writes do not count as a change."""
+    db = zotero.library_file(folder)
+    source = str(db.resolve())
+    lib = zotero.read_library(db, source)
+    return _records(source, file_hash(repr((lib.papers, sorted(lib.attachments.items()))).encode()), lib)
 
 
 def _gunzip(data: bytes, path: Path) -> bytes:
@@ -275,15 +290,18 @@ def load(paths: list[Path]) -> list[SourceFile]:
     return [read_file(p) for p in discover(paths)]
 
 
-def load_batch(paths: list[Path], cache: PdfCache | None = None) -> Batch:
+def load_batch(paths: list[Path], cache: PdfCache | None = None, zotero_dir: Path | None = None) -> Batch:
     """Every readable file; each bad one is skipped with its reason instead of failing the batch.
-    A path that does not exist is still an error, before anything is read."""
+    A path that does not exist is still an error, before anything is read, and so is a Zotero
+    library (`zotero_dir`) that cannot be read: it was asked for by name."""
     batch = Batch([], [])
     found = discover(paths)
+    if zotero_dir is not None:
+        batch.files.append(read_zotero(zotero_dir))
     for path in found:
         _read_into(batch, path, cache)
-    # A PDF a BibTeX entry attaches is read even when only the .bib was given, and becomes that
-    # entry's paper: its title is the entry's, so the two merge into one paper.
+    # A PDF a BibTeX entry (or a Zotero item) attaches is read even when only the .bib was given,
+    # and becomes that entry's paper: its title is the entry's, so the two merge into one paper.
     attached = dict(pair for f in batch.files for pair in f.attachments)
     for path in sorted(set(attached) - {str(p) for p in found}):
         _read_into(batch, Path(path), cache)

@@ -22,6 +22,7 @@ from rag.settings import Settings
 from rag.schema import StoredPaper
 from rag.store import PaperWrite, Store
 from rag.types import IngestReport, Paper, PaperInfo
+from rag.zotero import library_file
 
 Progress = Callable[[int, int], None]  # (done, total)
 BATCH_CHUNKS = 64  # texts per embedding call and about per Chroma write; Ctrl-C stops within one
@@ -88,13 +89,14 @@ class Removal:
 # --- ingest ---------------------------------------------------------------------------------------
 
 
-def run(settings: Settings, store: Store, embedder: Embedder, paths: list[Path] | None, progress: Progress | None) -> IngestReport:
-    """Index files; unchanged papers cost nothing, changed ones are replaced in place. Every input
-    is read before the store is touched; a file that cannot be read is skipped and named in
-    `report.skipped`, unless nothing could be read."""
+def run(settings: Settings, store: Store, embedder: Embedder, paths: list[Path] | None, progress: Progress | None, zotero: Path | None = None) -> IngestReport:
+    """Index files, and the Zotero library in the folder `zotero` when given; unchanged papers
+    cost nothing, changed ones are replaced in place. Every input is read before the store is
+    touched; a file that cannot be read is skipped and named in `report.skipped`, unless nothing
+    could be read."""
     started = time.perf_counter()
-    roots = list(paths) if paths else [settings.seed_dir]
-    batch = corpus.load_batch(roots, PdfCache(store.cache_dir / pdf_cache.FOLDER))
+    roots = list(paths) if paths else ([] if zotero else [settings.seed_dir])
+    batch = corpus.load_batch(roots, PdfCache(store.cache_dir / pdf_cache.FOLDER), zotero)
     if batch.skipped and not batch.files:
         more = f" (and {len(batch.skipped) - 1} more files skipped)" if len(batch.skipped) > 1 else ""
         raise InputError(f"{batch.skipped[0].path}: {batch.skipped[0].reason}{more}")
@@ -105,10 +107,11 @@ def run(settings: Settings, store: Store, embedder: Embedder, paths: list[Path] 
         for paper in f.papers:
             add_incoming(incoming, paper, f.file_hash, f.path)
     report = IngestReport(files=len(batch.files), papers=len(incoming), skipped=[s.line() for s in batch.skipped], pages=sum(f.pages for f in batch.files))
-    # On a shared Chroma server another machine's paths are not ours to judge.
+    # On a shared Chroma server another machine's paths are not ours to judge. A Zotero library's
+    # folder counts as given: a PDF gone from its storage/ is pruned like one gone from a folder.
     seen = Seen(
         read_whole={f.path for f in batch.files if not f.problems},
-        given=[str(Path(p).resolve()) for p in roots],
+        given=[str(Path(p).resolve()) for p in roots] + ([str(library_file(zotero).resolve().parent)] if zotero else []),
         still_there=lambda source: bool(store.url) or Path(source).exists(),
     )
     with store.writer() as writer:

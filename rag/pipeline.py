@@ -93,9 +93,10 @@ class Rag:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def ingest(self, paths: list[Path] | None = None, progress: Progress | None = None) -> IngestReport:
-        """Index files (the seed folder when none are given); see `ingest.run` for what is kept."""
-        return ingest.run(self.settings, self.store, self.embedder, paths, progress)
+    def ingest(self, paths: list[Path] | None = None, progress: Progress | None = None, zotero: Path | None = None) -> IngestReport:
+        """Index files (the seed folder when neither files nor a Zotero folder are given), and the
+        Zotero library in the folder `zotero` (read-only); see `ingest.run` for what is kept."""
+        return ingest.run(self.settings, self.store, self.embedder, paths, progress, zotero)
 
     def plan_removal(self, targets: list[str]) -> Removal:
         """What `remove` would do, changing nothing."""
