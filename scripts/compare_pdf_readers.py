@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import os
-import platform
 import re
 import sys
 import time
@@ -172,20 +171,13 @@ def word_list(texts_by_lib: dict[str, dict[str, list[str]]]) -> tuple[set[str], 
 
 
 def machine() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from rag.bench import machine_info  # the project's one reader of /proc/cpuinfo
+
     try:
         load = os.getloadavg()[0]
     except OSError:
         load = None
-    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "load_avg_1min_at_start": load}
+    return {**machine_info(), "load_avg_1min_at_start": load}
 
 
 def main() -> None:
