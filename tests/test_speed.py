@@ -275,7 +275,8 @@ def test_best_chunks_by_id_equal_the_filtered_path(seeded_real):
             sim = float(np.dot(vector, v))
             if record.paper_id not in best or sim > best[record.paper_id][1]:
                 best[record.paper_id] = (record, sim)
-        assert retriever._best_chunks(index, pids, vector) == list(best.values())
+        ranked = retriever._ranked_chunks(index, pids, vector, index.scores(q))
+        assert [r.best for r in ranked] == list(best.values())
 
 
 def test_a_paper_the_index_does_not_know_is_still_scored(fake_seeded):
@@ -284,7 +285,7 @@ def test_a_paper_the_index_does_not_know_is_still_scored(fake_seeded):
     known = sorted(index.paper_rows)[:3]
     stale = LexicalIndex([r for r in index.records if r.paper_id != known[0]])
     vector = fake_seeded.embedder.embed(["anything"])[0]
-    assert {r.paper_id for r, _ in retriever._best_chunks(stale, known, vector)} == set(known)
+    assert {r.best[0].paper_id for r in retriever._ranked_chunks(stale, known, vector, stale.scores("anything"))} == set(known)
 
 
 def test_store_is_opened_on_a_second_thread_during_the_embedding(fake_seeded):
