@@ -118,12 +118,13 @@ def bench(
     out: Path = typer.Option(Path("docs"), "--out", help="Where benchmarks.md, benchmarks.json and bench_latency.png go."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Keep corpora and stores here (default: a temp dir, removed).", show_default=False),
     pdfs: Optional[Path] = typer.Option(None, "--pdfs", help="Also measure the ingest of this folder of PDFs (pages/s).", show_default=False),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A saved benchmarks.json (an earlier commit's run) to report new / old ratios against.", show_default=False),
     model: Optional[str] = ModelOpt,
     from_json: Optional[List[Path]] = typer.Option(None, "--from-json", help="Measure nothing: rewrite the docs from saved benchmarks.json files (later ones win per size / for the model part).", show_default=False),
 ):
     """Measure ingest, search and ask speed at several corpus sizes; write docs/benchmarks.md and a plot.
 
-    Example: rag bench --sizes 82,1000 --no-llm   (or: rag bench --sizes 82 --no-llm --pdfs ~/papers)
+    Example: rag bench --sizes 82,1000 --no-llm   (or: rag bench --sizes 82 --no-llm --pdfs ~/papers --baseline old.json)
     """
     from rag import bench as bench_lib
 
@@ -145,7 +146,7 @@ def bench(
     with errors():
         settings = Settings.load(model=model)
         plan = bench_lib.BenchPlan(
-            wanted, use_llm=not no_llm, questions=questions, cold_reps=cold_reps, warm_reps=warm_reps, work_dir=work_dir, pdfs=pdfs,
+            wanted, use_llm=not no_llm, questions=questions, cold_reps=cold_reps, warm_reps=warm_reps, work_dir=work_dir, pdfs=pdfs, baseline=baseline,
             command=f"rag bench --sizes {sizes}{' --no-llm' if no_llm else f' --questions {questions}'}{f' --pdfs {pdfs}' if pdfs else ''}",
         )
         report = bench_lib.run(plan, out, settings, log=lambda m: typer.echo(m, err=True))

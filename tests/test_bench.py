@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from conftest import SEED_PAPERS, MODELS_DIR
@@ -124,3 +126,21 @@ def test_bench_measures_pdf_pages_per_second(tmp_path, monkeypatch):
     assert bench.load_report(json.loads((out / "benchmarks.json").read_text())).pdfs.pages == 6
     bad = CliRunner().invoke(cli.app, ["bench", "--sizes", "6", "--no-llm", "--pdfs", str(tmp_path / "nowhere")])
     assert bad.exit_code == 2 and "--pdfs needs a folder" in bad.output
+
+
+def test_a_run_is_set_beside_a_saved_baseline_as_ratios(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_MODELS_DIR", str(MODELS_DIR))
+    quick = ["bench", "--sizes", "6", "--no-llm", "--cold-reps", "1", "--warm-reps", "1"]
+    first = CliRunner().invoke(cli.app, [*quick, "--out", str(tmp_path / "old")])
+    assert first.exit_code == 0, first.output
+    second = CliRunner().invoke(cli.app, [*quick, "--out", str(tmp_path / "new"), "--baseline", str(tmp_path / "old" / "benchmarks.json")])
+    assert second.exit_code == 0, second.output
+    data = json.loads((tmp_path / "new" / "benchmarks.json").read_text())
+    rows = {r["measure"]: r for r in data["against"]}
+    cold = rows["cold `rag search` s, 6 papers (median)"]
+    assert cold["ratio"] == pytest.approx(cold["new"] / cold["old"], rel=0.01) and cold["better"] == "lower"
+    assert rows["ingest papers/s, 6 papers"]["better"] == "higher"
+    assert "## Against the baseline (`rag bench --sizes 6 --no-llm`" in (tmp_path / "new" / "benchmarks.md").read_text()
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    bad = CliRunner().invoke(cli.app, [*quick, "--out", str(tmp_path / "x"), "--baseline", str(tmp_path / "bad.json")])
+    assert bad.exit_code == 2 and "not a benchmarks.json" in bad.output and not (tmp_path / "x").exists()

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from rag.bench.corpus import SEED_PAPERS, build_corpus
-from rag.bench.report import AskResult, BenchReport, PdfResult, SizeResult, write
+from rag.bench.compare import ratios
+from rag.bench.report import AskResult, BenchReport, PdfResult, SizeResult, read_report, write
 from rag.errors import RagError
 from rag.generation import SAMPLING
 from rag.settings import PROJECT_ROOT, Settings
@@ -291,12 +292,22 @@ class BenchPlan:
     warm_reps: int = 3
     work_dir: Path | None = None  # kept after the run when given; a temporary folder otherwise
     pdfs: Path | None = None  # a folder of PDFs whose ingest speed (pages/s) is measured too
+    baseline: Path | None = None  # a saved benchmarks.json to report ratios against
     command: str = ""  # how the run was started, for the report
 
 
 def run(plan: BenchPlan, out_dir: Path, settings: Settings, log: Log = lambda _m: None) -> BenchReport:
     """Measure everything, write `benchmarks.md`, `benchmarks.json` and `bench_latency.png` to `out_dir`."""
     report = BenchReport(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine_info(), plan.command)
+    old = read_report(Path(plan.baseline)) if plan.baseline else None  # a bad file fails before any work
+    if old:
+        report.baseline = f"`{old.command or 'rag bench'}`, run {old.started}"
+
+    def save() -> None:
+        if old:
+            report.against = ratios(report, old)
+        write(report, out_dir)
+
     own_tmp = plan.work_dir is None
     work = Path(tempfile.mkdtemp(prefix="rag-bench-")) if own_tmp else Path(plan.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -312,16 +323,16 @@ def run(plan: BenchPlan, out_dir: Path, settings: Settings, log: Log = lambda _m
         for size in sorted(set(plan.sizes)):
             result, data = bench_size(size, work, settings, (plan.cold_reps, plan.warm_reps), log)
             report.sizes.append(result)
-            write(report, out_dir)
+            save()
             if plan.use_llm and size == SEED_PAPERS:
                 ask_part(data)
-                write(report, out_dir)
+                save()
         if plan.use_llm and SEED_PAPERS not in plan.sizes:
             ask_part(None)
         if plan.pdfs:
             report.pdfs = bench_pdfs(Path(plan.pdfs), work, settings, log)
         report.machine["load_at_end"] = _loadavg()
-        write(report, out_dir)
+        save()
     finally:
         if own_tmp:
             shutil.rmtree(work, ignore_errors=True)

@@ -114,6 +114,8 @@ class BenchReport:
     model_load_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     pdfs: PdfResult | None = None
+    baseline: str = ""  # the saved run this one is compared with (`--baseline`): when and how it ran
+    against: list[dict] = field(default_factory=list)  # bench.compare.ratios rows
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -139,7 +141,7 @@ def load_report(data: dict) -> BenchReport:
     return report
 
 
-def _read_report(path: Path) -> BenchReport:
+def read_report(path: Path) -> BenchReport:
     """A saved benchmarks.json; anything else is one error naming the file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -159,7 +161,7 @@ def combine(files: list[Path], out_dir: Path) -> BenchReport:
     """One report from several runs' benchmarks.json (e.g. the sizes from a long run, the model
     part from another): later files win for a size or for the model part; notes say which run
     gave what. Writes the docs like `run`."""
-    reports = [_read_report(Path(f)) for f in files]
+    reports = [read_report(Path(f)) for f in files]
     merged = reports[0]
     by_size = {s.size: (s, reports[0]) for s in merged.sizes}
     for r in reports[1:]:
@@ -188,6 +190,16 @@ def write(report: BenchReport, out_dir: Path) -> None:
         old = md.read_text()
         kept = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else ""
     md.write_text(render(report, plotted) + ("\n" + kept if kept else ""))
+
+
+def _against(report: BenchReport) -> list[str]:
+    """The table of `report.against` (bench.compare.ratios), or nothing."""
+    if not report.against:
+        return []
+    lines = ["", f"## Against the baseline ({report.baseline})", "",
+             "Ratios are new / old; below 1 is better for a time, above 1 for a rate.", "",
+             "| measure | old | new | new / old | better |", "|---|---:|---:|---:|---|"]
+    return lines + [f"| {r['measure']} | {r['old']} | {r['new']} | {r['ratio']:.2f} | {r['better']} |" for r in report.against]
 
 
 def plot(report: BenchReport, path: Path) -> bool:
@@ -370,6 +382,7 @@ def render(report: BenchReport, plotted: bool = True) -> str:
                 f"{_f(ratio)} ({_f(cpu_ratio)}) | {_f(a.naive_total_s, 1)} ({_f(a.naive_cpu_s, 1)}; {a.naive_prompt_tokens}+{a.naive_completion_tokens}) | "
                 f"{_f(naive)} ({_f(naive_cpu)}) |"
             )
+    lines += _against(report)
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
     lines += [
