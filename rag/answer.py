@@ -347,8 +347,9 @@ def _answer_from(parts: Parts, run: _Run, text: str, sources: list[Source], chec
 
 
 def _with_full_text(store: Store, sources: list[Source]) -> list[Source]:
-    """Whole abstracts; a full-text paper (it has pages) keeps its best chunk instead, since the
-    budget cut would keep only its first pages, which are rarely the ones that answer."""
+    """Whole abstracts; a full-text paper (it has pages) keeps its passages for the question
+    instead (`passages.given` picks among them), since the budget cut would keep only its first
+    pages, which are rarely the ones that answer."""
     texts = store.paper_texts([s.paper_id for s in sources if s.page is None])
     return [s if s.page is not None else dataclasses.replace(s, text=texts.get(s.paper_id, s.text)) for s in sources]
 

@@ -31,12 +31,23 @@ def chunk_text(text: str, max_words: int = 180, overlap: int = 1) -> list[str]:
     return chunks
 
 
+def chunk_id(paper_id: str, index: int) -> str:
+    """Stable across re-ingests, so a changed paper's chunks are upserted in place."""
+    return f"{paper_id}:{index}"
+
+
+def chunk_number(chunk_id: str) -> int:
+    """A chunk's place in its paper, read back from its id (a stored record carries no index)."""
+    number = chunk_id.rsplit(":", 1)[-1]
+    return int(number) if number.isdigit() else 1 << 30
+
+
 def chunk_paper(paper: Paper, max_words: int = 180, overlap: int = 1) -> list[Chunk]:
     """A paper with no abstract still gets one chunk (its title) so it stays searchable."""
     if paper.blocks:
         return chunk_blocks(paper, max_words, overlap)
     pieces = chunk_text(paper.abstract, max_words, overlap) if paper.abstract else [paper.title]
-    return [Chunk(chunk_id=f"{paper.paper_id}:{i}", paper_id=paper.paper_id, index=i, text=t) for i, t in enumerate(pieces)]
+    return [Chunk(chunk_id=chunk_id(paper.paper_id, i), paper_id=paper.paper_id, index=i, text=t) for i, t in enumerate(pieces)]
 
 
 def chunk_blocks(paper: Paper, max_words: int = 180, overlap: int = 1) -> list[Chunk]:
@@ -68,7 +79,7 @@ def chunk_blocks(paper: Paper, max_words: int = 180, overlap: int = 1) -> list[C
         words += n
     close()
     return [
-        Chunk(chunk_id=f"{paper.paper_id}:{i}", paper_id=paper.paper_id, index=i, text=t, page=p)
+        Chunk(chunk_id=chunk_id(paper.paper_id, i), paper_id=paper.paper_id, index=i, text=t, page=p)
         for i, (t, p) in enumerate(pieces)
     ]
 

@@ -225,7 +225,7 @@ class SentenceChecker:
         return " ".join(s.text for s in self.kept)
 
     def _text_of(self, numbers) -> str:
-        return " ".join(f"{self.sources[n - 1].title}. {' '.join(self.sources[n - 1].authors)}. {self.sources[n - 1].text}" for n in numbers)
+        return " ".join(_read_as(self.sources[n - 1], self.sources[n - 1].text) for n in numbers)
 
     def _numbers_found(self, sentence: str, numbers) -> bool:
         """Every number must be in the passage the sentence's own words come from: a full-text
@@ -237,8 +237,7 @@ class SentenceChecker:
         texts = []
         for n in numbers:
             src = self.sources[n - 1]
-            head = f"{src.title}. {' '.join(src.authors)}."
-            texts += [f"{head} {p.text}" for p in src.passages] if len(src.passages) > 1 else [f"{head} {src.text}"]
+            texts += [_read_as(src, p.text) for p in src.passages] if len(src.passages) > 1 else [_read_as(src, src.text)]
         scores = [support(sentence, text) for text in texts]
         return any(numbers_found(sentence, text) for text, score in zip(texts, scores) if score == max(scores))
 
@@ -282,6 +281,11 @@ class SentenceChecker:
         """Checked against the text of each paper it cites; the titles it names are not claims."""
         claim = without_titles(without_markers(sentence), [s.title for s in self.sources if len(s.title.strip()) > 12])
         return any(meaning.compare(claim, self.sources[n - 1].text) == meaning.CONTRADICTED for n in numbers)
+
+
+def _read_as(source: Source, text: str) -> str:
+    """A source's text as the checks read it: its title and authors are the paper's words too."""
+    return f"{source.title}. {' '.join(source.authors)}. {text}"
 
 
 _DECLINED = re.compile(r"(?:(?:it|this paper) is )?(?:not relevant|irrelevant|not about the (?:question|topic))(?: to the (?:question|topic))?", re.I)

@@ -19,6 +19,7 @@ from rag.types import Passage, Source
 CHARS_PER_TOKEN = 4  # close enough for English prose with these tokenizers
 FIRST_PAPER_PASSAGES = 3  # the paper that answers: a detail and its context are often in two chunks
 OTHER_PAPER_PASSAGES = 2
+_BETWEEN = "\n\n"  # between two passages of one paper in the prompt
 
 
 def passage(source: Source, text: str | None = None) -> str:
@@ -71,7 +72,7 @@ def _with_passages(source: Source, n: int, focus: tuple[str, int], answering: bo
 
 
 def _joined(source: Source, passages: tuple[Passage, ...]) -> Source:
-    return dataclasses.replace(source, text="\n\n".join(p.text for p in passages), page=passages[0].page, passages=passages)
+    return dataclasses.replace(source, text=_BETWEEN.join(p.text for p in passages), page=passages[0].page, passages=passages)
 
 
 def _shares(lengths: list[int], budget: int) -> list[int]:
@@ -90,7 +91,7 @@ def _fit(source: Source, share: int) -> Source:
     if len(source.text) <= share:
         return source
     passages = source.passages
-    while len(passages) > 1 and len("\n\n".join(p.text for p in passages)) > share:
+    while len(passages) > 1 and len(_BETWEEN.join(p.text for p in passages)) > share:
         passages = passages[:-1]
     if passages and len(passages[0].text) <= share:
         return _joined(source, passages)

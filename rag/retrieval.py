@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from rag.chunking import chunk_number
 from rag.embedding import Embedder
 from rag.index import LexicalIndex
 from rag.store import ChunkRecord, Store
@@ -147,21 +148,20 @@ class _Ranked:
 
     @classmethod
     def of(cls, chunks: list[tuple[ChunkRecord, float]], lexical: dict[str, float]) -> "_Ranked":
-        """The paper's opening chunk (its abstract, for "what does this paper do" questions and
-        the summary numbers an abstract gives) is always among its candidates."""
+        """A full-text paper's candidates; the opening chunk (its abstract, for "what does this
+        paper do" questions and the summary numbers an abstract gives) is always among them. A
+        paper without pages (an abstract) is given whole and has none."""
         best = max(chunks, key=lambda c: c[1])
+        if best[0].page is None:
+            return cls(best, ())
         top_lexical = max((lexical.get(r.chunk_id, 0.0) for r, _ in chunks), default=0.0) or 1.0
         ranked = sorted(chunks, key=lambda c: -(PASSAGE_DENSE * c[1] + (1 - PASSAGE_DENSE) * lexical.get(c[0].chunk_id, 0.0) / top_lexical))
         by_meaning = sorted(chunks, key=lambda c: -c[1])[:MEANING_PASSAGES]  # a paraphrase shares no rare word
-        opening = min((r for r, _ in chunks), key=_chunk_number)
+        opening = min((r for r, _ in chunks), key=lambda r: chunk_number(r.chunk_id))
         kept = list(dict.fromkeys([r for r, _ in by_meaning] + [opening] + [r for r, _ in ranked]))[:PASSAGES]
-        kept.sort(key=lambda r: next(i for i, (c, _) in enumerate(ranked) if c is r))
+        place = {r.chunk_id: i for i, (r, _) in enumerate(ranked)}
+        kept.sort(key=lambda r: place[r.chunk_id])
         return cls(best, tuple(Passage(r.text, r.page, r is opening) for r in kept))
-
-
-def _chunk_number(record: ChunkRecord) -> int:
-    number = record.chunk_id.rsplit(":", 1)[-1]
-    return int(number) if number.isdigit() else 1 << 30
 
 
 def _best_per_paper(ranking: list[tuple[ChunkRecord, float]]) -> list[tuple[ChunkRecord, float]]:

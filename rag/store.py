@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from rag import schema, store_errors
+from rag.chunking import chunk_id
 from rag.errors import RagError, StoreError
 from rag.filters import Filters
 from rag.schema import ChunkRecord, DenseHit, StoredPaper
@@ -397,7 +398,7 @@ class Store:
 
     @_guarded
     def update_file_hash(self, paper_id: str, source: str, file_hash: str, chunks: int, sources: Sequence[str] | None = None) -> None:
-        ids = [f"{paper_id}:{i}" for i in range(chunks)]
+        ids = [chunk_id(paper_id, i) for i in range(chunks)]
         col = self._col(create=True)  # not `dirty`: no cached text or title changes
         got = col.get(ids=ids, include=["metadatas"])
         new = schema.source_fields(list(sources or [source]), file_hash)
