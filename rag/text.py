@@ -68,6 +68,8 @@ def split_sentences(text: str) -> list[str]:
 
 
 _CODE_CHARS = re.compile(r"[=<>_\\|$#]|->|::")  # not braces or backticks: abstracts write {O}(log T), `teacher'
+# A reported statistic ("p < 0.01", "r² = 0.69", "OR = 3.8; 95% CI = 2.2-6.6") is a finding, not code.
+_STATISTIC = re.compile(r"(?<![\w.])(?:p|P|r|R|r²|R²|n|N|OR|HR|RR|CI|SD|SE|df|t|F|z|U|β|χ²|κ|ρ|AUC|mean|median)\s*[=<>≤≥]\s*[-−]?\.?\d")
 
 
 def is_prose(sentence: str) -> bool:
@@ -79,7 +81,7 @@ def is_prose(sentence: str) -> bool:
         return False
     words = sum(bool(re.fullmatch(r"[(\"'“]*[A-Za-z][A-Za-z'’-]*[)\"'”.,;:!?]*", t)) for t in tokens)
     numbers = sum(bool(re.fullmatch(r"[(+\-−]*\d[\d.,%x×]*[)]*[.,;:]?", t)) for t in tokens)
-    code = len(_CODE_CHARS.findall(sentence))
+    code = len(_CODE_CHARS.findall(_STATISTIC.sub(" 0", sentence)))
     return words >= 0.5 * len(tokens) and numbers <= 0.4 * len(tokens) and code <= max(2, len(tokens) // 8)
 
 

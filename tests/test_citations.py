@@ -304,6 +304,8 @@ def test_a_table_row_a_code_line_or_an_equation_is_not_prose(sentence):
     "AutoScholarQuery includes 33,511 / 1,000 / 1,000 query-paper pairs in the training / development / test split.",
     "The barriers were: unfamiliar terminology; dense text; knowing what to read; and relating findings.",
     "Participants' age ranged from 19 to 67 (mean = 35.04).",
+    "ASI correlated with PROCAM (R = 0.57, p < 0.001) and Framingham (R = 0.36, p = 0.01) risk scores.",
+    "High estrone levels were associated with increased risk (OR = 3.8; 95% CI = 2.2-6.6) in these women.",
 ])
 def test_sentences_with_numbers_and_lists_are_prose(sentence):
     from rag.text import is_prose
