@@ -161,6 +161,19 @@ def test_ligatures_become_letters_and_a_broken_word_is_joined():
     )
 
 
+
+def test_a_compound_broken_at_a_line_end_keeps_its_hyphen():
+    """Both halves are words of the paper and it never writes them joined: a compound; a word
+    the paper writes whole elsewhere, or whose halves are not words, is joined."""
+    from rag.pdf import repaired, vocabulary
+
+    pages = ["We score at the token\ufffelevel and the sentence level of each token.", "An under\ufffestanding of the data and a substan\ufffetial understanding."]
+    words = vocabulary(pages)
+    assert "tokenlevel" not in words and "token" in words  # the halves of a broken word are not counted
+    assert repaired(pages[0], words) == "We score at the token-level and the sentence level of each token."
+    assert repaired(pages[1], words) == "An understanding of the data and a substantial understanding."
+    assert repaired(pages[0]) == "We score at the tokenlevel and the sentence level of each token."  # no vocabulary: joined as before
+
 @real
 def test_real_papers_read_without_glued_words_or_ligatures():
     """pypdf glued words on ACL papers ("Keepingwithpastwork,wereportmacro"); PDFium does not."""
@@ -169,6 +182,13 @@ def test_real_papers_read_without_glued_words_or_ligatures():
         assert not re.search("[\ufb00-\ufb06\ufffe]", text), name
         glued = [w for w in text.split() if len(w) > 25 and w.isalpha()]
         assert len(glued) <= 2, (name, glued[:5])
+
+
+@real
+def test_real_compounds_broken_at_a_line_end_keep_their_hyphen():
+    text = " ".join(b.text for b in read(PDFS / "pasa.pdf").papers[0].blocks)
+    assert "token-level" in text and "open-vocabulary" in text
+    assert "tokenlevel" not in text and "openvocabulary" not in text
 
 
 # --- re-ingest parses no unchanged PDF (issue #14, targets) -------------------------------------
@@ -234,6 +254,67 @@ def test_the_reference_list_is_kept_apart_and_stored_and_an_appendix_after_it_is
     assert rag.store.references(paper.paper_id) == list(paper.references)
     assert all("analytical engine" not in r.text for r in rag.retriever.lexical.records)
 
+
+def test_a_lettered_appendix_after_the_references_is_text_and_a_title_line_is_not_a_heading():
+    from rag.pdf import pdf_blocks
+
+    pages = [
+        "1 Introduction\nQuokkas route packets.\nReferences\nLee. 2016. A Visualization Tool to Support Literature Review. Proceedings of the 2016 CHI\n"
+        "Conference. Kim and Park. Haptics.\nA Handheld VR Device for Rendering Size, Shape, and Stiffness of Virtual Objects\n"
+        "In UIST.\nB Tables of results\nStill the references: appendices open with A.",
+        "A Background & Terminology\nWe distinguish bibliography entries from inline citations.\nA.1 More terms\nA span is a range of characters.\n"
+        "B PDF filters\nWe drop scanned PDFs.",
+    ]
+    blocks = pdf_blocks(pages)
+    refs = " ".join(b.text for b in blocks if b.section == "References")
+    assert "Handheld VR Device" in refs and "Visualization Tool" in refs and "Tables of results" in refs
+    assert [(b.section, b.text) for b in blocks if b.page == 2] == [
+        ("Background & Terminology", "We distinguish bibliography entries from inline citations."),
+        ("More terms", "A span is a range of characters."),
+        ("PDF filters", "We drop scanned PDFs."),
+    ]
+
+
+@real
+def test_real_appendices_are_not_reference_entries():
+    """S2ORC, LongEval's neighbours, PaSa and papermage letter their appendices ("A Appendix",
+    "B Implementation Details of the Selector"); before, those pages were stored as references."""
+    for name in ("2020.acl-main.447.pdf", "pasa.pdf", "papermage.pdf", "2206.10883v3.pdf"):
+        paper = read(PDFS / name).papers[0]
+        assert not any(re.match(r"[A-H](\.\d+)* [A-Z][a-z]+ [a-z]+", e) and not re.search(r"(19|20)\d\d", e) for e in paper.references), name
+    text = " ".join(b.text for b in read(PDFS / "papermage.pdf").papers[0].blocks)
+    assert "Comparison and Compatibility with XML" in text or "capturing" in text
+
+def test_authors_are_read_from_the_lines_under_the_title():
+    from rag.pdf_title import first_page_authors
+
+    title = "Quokka Routing: A Study of Packets"
+    lower = {"paper", "search", "we", "route", "packets"}
+    marks = ["Quokka Routing: A Study", "of Packets", "Kyle Lo†∗ Lucy Lu Wang†‡ Mark Neumannα", "Weinan E2 Hang Li1",
+             "†Allen Institute for AI ‡University of Washington", "{kylel, lucyw}@allenai.org", "Paper Search", "Abstract", "Ann Other"]
+    assert first_page_authors(marks, title, lower) == ["Kyle Lo", "Lucy Lu Wang", "Mark Neumann", "Weinan E", "Hang Li"]
+    capitals = [title, "TAL AUGUST, University of Washington, USA", "MARTI A. HEARST, University of California, Berkeley, USA",
+                "We route packets through quokka burrows in this paper and measure how far they go."]
+    assert first_page_authors(capitals, title, lower) == ["Tal August", "Marti A. Hearst"]
+    stacked = [title, "Geemi P. Wellawatte,† Heta A. Gandhi,‡", "and Andrew", "D. White∗,‡", "¶Vial Health Technology, Inc., San Francisco, CA 94111",
+               "Amy X. Zhang", "axz@cs.uw.edu", "Seattle, WA, USA"]
+    assert first_page_authors(stacked, title, lower) == ["Geemi P. Wellawatte", "Heta A. Gandhi", "Andrew D. White", "Amy X. Zhang"]
+    assert first_page_authors(["Some Other Paper", "Kyle Lo"], title, lower) == []  # the title is not on the page: no guess
+
+
+@real
+def test_real_papers_authors_come_from_the_first_page():
+    """8 of the 9 titled papers carry no author metadata; their names are read off the page."""
+    expected = {
+        "2023.eacl-main.121.pdf": 7, "2203.00130v1.pdf": 6, "2206.10883v3.pdf": 6, "2302.07302v1.pdf": 7,
+        "2304.02623v1.pdf": 9, "molecular-prediction-explanations.pdf": 4, "papermage.pdf": 17, "pasa.pdf": 7,
+    }
+    for name, count in expected.items():
+        authors = read(PDFS / name).papers[0].authors
+        assert len(authors) == count, (name, authors)
+    assert read(PDFS / "2203.00130v1.pdf").papers[0].authors[:2] == ("Tal August", "Lucy Lu Wang")
+    assert read(PDFS / "molecular-prediction-explanations.pdf").papers[0].authors[-1] == "Andrew D. White"
+    assert read(PDFS / "pasa.pdf").papers[0].authors[-1] == "Weinan E"
 
 def test_numbered_reference_entries_are_split():
     from rag.pdf import reference_entries
