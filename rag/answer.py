@@ -130,12 +130,13 @@ def ask(parts: Parts, request: Request) -> Answer:
     run = _Run.of(request)
     candidates = parts.retriever.search(run.about, max(mode.k * 3, 10), paper_ids=request.paper_ids)
     passing = relevant(candidates, mode.threshold)
-    first = answering_paper(parts, question, candidates)
+    first, scored = answering_paper(parts, question, candidates)
     sources = [first] if first else []
     if first:
         later = mode.threshold if mode.secondary is None else mode.secondary
         sources += [c for c in relevant(candidates, later) if c.paper_id != first.paper_id][: mode.k - 1]
-        sources = _best_passages_first(parts, question, sources, candidates)
+        gate = mode.secondary is None and not asks_yes_no(question)
+        sources = _best_passages_first(parts, question, sources, candidates, scored, gate_later=gate)
     run.timings.retrieve_s = run.lap()
     run.relevant = max(len(passing), len(sources))
     if sources and asks_yes_no(question) and parts.judge is not None:
@@ -145,35 +146,50 @@ def ask(parts: Parts, request: Request) -> Answer:
     return _respond(parts, run, mode, sources)
 
 
-def answering_paper(parts: Parts, question: str, candidates: list[Source]) -> Source | None:
-    """The paper that lets the question be answered at all, or None (the answer is an abstention).
-    A best paper of high relevance answers; below that, the cross-encoder must find a passage
-    among the best RERANKED papers' passages that answers the question. Without a reranker: the
-    old cut-off. Calibrated by scripts/calibrate_abstain.py (docs/evaluation.md)."""
+Scored = dict[str, tuple[Source, float]]  # paper id -> the paper with its passages in the cross-encoder's order, its best score
+
+
+def answering_paper(parts: Parts, question: str, candidates: list[Source]) -> tuple[Source | None, Scored]:
+    """The paper that lets the question be answered at all, or None (the answer is an abstention),
+    and what the cross-encoder scored on the way. A best paper of high relevance answers; below
+    that, the cross-encoder must find a passage among the best RERANKED papers' passages that
+    answers the question. Without a reranker: the old cut-off. Calibrated by
+    scripts/calibrate_abstain.py (docs/evaluation.md)."""
     s = parts.settings
     if not candidates:
-        return None
+        return None, {}
     if parts.reranker is None:
-        return candidates[0] if candidates[0].score >= s.min_relevance else None
+        return (candidates[0] if candidates[0].score >= s.min_relevance else None), {}
     if candidates[0].score >= s.confident_relevance:
-        return candidates[0]
-    best, score = max(passages.reranked(parts.reranker, question, candidates[:RERANKED]), key=lambda pair: pair[1])
+        return candidates[0], {}
+    scored = {source.paper_id: (source, score) for source, score in passages.reranked(parts.reranker, question, candidates[:RERANKED])}
+    best, score = max(scored.values(), key=lambda pair: pair[1])
     # A yes/no question gets past a lower bar: past it, the judge says only what it is sure of and
     # otherwise the paper is quoted, so a weak match costs a quote, not a made-up answer.
     # (The setting, not `parts.judge`: building the judge would load the model for a question
     # that may yet be refused.)
     bar = s.min_rerank_yes_no if s.judge != "off" and asks_yes_no(question) else s.min_rerank
-    return best if score >= bar else None
+    return (best if score >= bar else None), scored
 
 
-def _best_passages_first(parts: Parts, question: str, sources: list[Source], candidates: list[Source]) -> list[Source]:
-    """A full-text paper's passages in the cross-encoder's order; a paper that passed the gate
-    through the cross-encoder comes back from it already ordered (it is not a candidate as found)."""
+def _best_passages_first(parts: Parts, question: str, sources: list[Source], candidates: list[Source], scored: Scored, gate_later: bool) -> list[Source]:
+    """A full-text paper's passages in the cross-encoder's order (a paper it has scored already is
+    not scored again). With `gate_later`, a paper after the answering one stays only if one of its
+    passages reaches `support_min_rerank`: one found by its words alone (a questionnaire quote
+    beside a corpus paper's answer) cost the model ~200 tokens of reading and gave it something
+    to misquote; on pdf-dev the median prompt fell 921 -> 738 tokens with the same facts in it."""
     if parts.reranker is None:
         return sources
-    fresh = [s for s in sources if any(s is c for c in candidates) and len(s.passages) > 1]
-    ordered = {s.paper_id: r for s, (r, _) in zip(fresh, passages.reranked(parts.reranker, question, fresh) if fresh else [])}
-    return [ordered.get(s.paper_id, s) for s in sources]
+    first = sources[0]
+
+    def found(s: Source) -> bool:  # as retrieval returned it (the cross-encoder's pick is a new object)
+        return any(s is c for c in candidates)
+
+    fresh = [s for s in sources if found(s) and s.paper_id not in scored and (len(s.passages) > 1 or (gate_later and s is not first))]
+    scored = scored | {s.paper_id: r for s, r in zip(fresh, passages.reranked(parts.reranker, question, fresh) if fresh else [])}
+    bar = parts.settings.support_min_rerank
+    kept = [s for s in sources if s is first or not gate_later or s.paper_id not in scored or scored[s.paper_id][1] >= bar]
+    return [scored[s.paper_id][0] if found(s) and s.paper_id in scored else s for s in kept]
 
 
 def _answer_yes_no(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answer:

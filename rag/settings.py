@@ -47,6 +47,7 @@ class Settings:
     rerank: str = field(default="model", metadata=_meta("Who decides whether the best passages answer a question at all: model (a cross-encoder) or off (the relevance cut-off alone)."))
     min_rerank: float = field(default=0.5, metadata=_meta("Cross-encoder score (a logit) one of the three best passages needs for a question to be answered..."))
     confident_relevance: float = field(default=0.5, metadata=_meta("...unless the best paper's relevance reaches this."))
+    support_min_rerank: float = field(default=0.5, metadata=_meta("Cross-encoder score a second or later paper needs to be given to the model beside the answering one (off for yes/no and 'which papers' questions)."))
     min_rerank_yes_no: float = field(default=-3.5, metadata=_meta("The same for a yes/no question the judge decides: what it gets past this is a direction the judge is sure of, or the paper's own words."))
     summary_max_papers: int = field(default=16, metadata=_meta("Most papers a summary draws on; past summary_k they are summarised in groups, then combined."))
     summary_min_relevance: float = field(default=0.25, metadata=_meta("Below this relevance a paper is left out of a summary."))

@@ -62,8 +62,22 @@ def test_no_passage_that_answers_is_an_abstention_and_the_model_is_not_asked(rer
 
 def test_high_relevance_answers_without_the_cross_encoder(reranked, fake_llm):
     rag, reranker = reranked([-9.0, -9.0, -9.0])
+    found = rag.search(HIGH, k=3)
     fake_llm.queue("It speeds training up by 6.3x [1].")
-    assert not rag.ask(HIGH).abstained and reranker.calls == []
+    result = rag.ask(HIGH)
+    assert not result.abstained and result.sources[0].paper_id == found[0].paper_id
+    assert all(passages.passage(found[0]) not in texts for _, texts in reranker.calls)  # it only weighed the other papers
+
+
+def test_a_later_paper_the_cross_encoder_finds_no_answer_in_is_not_given_to_the_model(reranked, fake_llm):
+    question = "What training speedups does data-efficient augmentation subset selection achieve on image benchmarks?"
+    rag, _ = reranked([-9.0, -9.0, -9.0])
+    assert len([s for s in rag.search(question, k=3) if s.score >= rag.settings.min_relevance]) > 1
+    fake_llm.queue("It speeds training up by 6.3x [1].")
+    assert len(rag.ask(question).sources) == 1 and '[2] "' not in fake_llm.prompts[-1]
+    rag, _ = reranked([9.0, 9.0, 9.0])
+    fake_llm.queue("It speeds training up by 6.3x [1].")
+    assert len(rag.ask(question).sources) > 1 and '[2] "' in fake_llm.prompts[-1]  # past the bar, they stay
 
 
 def test_rerank_off_is_the_relevance_cut_off(seeded_real, real_embedder, fake_llm):
