@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rag.settings import Settings
 
 OnToken = Callable[[str], None]
+PROMPT_CACHE_DIR = "prompt-cache"  # under the models folder: the model's state after the shared prompt start
 CONNECT_TIMEOUT_S = 10.0  # a model server that does not take the connection within this is down
 # Greedy decoding, so the same question gets the same answer (and `rag eval` numbers repeat);
 # the light repeat penalty stops the small models looping on a phrase. A server gets temperature only.
@@ -78,12 +79,15 @@ class LlamaCppGenerator:
     """A GGUF model run in-process. Kept loaded for the life of the object: within one process
     (chat, eval) llama.cpp reuses the evaluated prefix, so the fixed system prompt is paid once."""
 
-    def __init__(self, path: Path, name: str | None = None, n_ctx: int = 4096, threads: int | None = None, seed: int = 0):
+    def __init__(self, path: Path, name: str | None = None, n_ctx: int = 4096, threads: int | None = None, seed: int = 0, prompt_cache: Path | None = None):
+        from rag.prompt_cache import PromptCache
+
         self.path = Path(path)
         self.name = name or self.path.name
         self.n_ctx = n_ctx
         self.threads = threads or os.cpu_count() or 2
         self.seed = seed
+        self.prompt_cache = PromptCache(prompt_cache, self.path, n_ctx) if prompt_cache else None  # the shared prompt start, on disk
         self._llm = None
 
     def load(self):
@@ -125,6 +129,8 @@ class LlamaCppGenerator:
     def generate(self, messages: list[dict], max_tokens: int, on_token: OnToken | None = None) -> Generation:
         llm = self.load()
         self._check_fits(llm, messages)
+        if self.prompt_cache:
+            self.prompt_cache.prime(llm, messages)
         out = Collector(on_token)
         try:
             stream = llm.create_chat_completion(messages=messages, max_tokens=max_tokens, stream=True, **SAMPLING)
@@ -148,6 +154,8 @@ class LlamaCppGenerator:
 
         llm = self.load()
         self._check_fits(llm, messages)
+        if self.prompt_cache:
+            self.prompt_cache.prime(llm, messages)
         ids = [llm.tokenize(option.encode("utf-8"), add_bos=False, special=False)[0] for option in options]
         seen: list[list[float]] = []
 
@@ -250,4 +258,4 @@ def build_generator(settings: "Settings") -> Generator:
     from rag.models import resolve_llm
 
     name, path = resolve_llm(settings.model, settings.models_dir)
-    return LlamaCppGenerator(path, name=name, n_ctx=settings.n_ctx, threads=settings.threads)
+    return LlamaCppGenerator(path, name=name, n_ctx=settings.n_ctx, threads=settings.threads, prompt_cache=settings.models_dir / PROMPT_CACHE_DIR)

@@ -1,0 +1,42 @@
+"""A fresh process restores the model's state after the prompt start every question shares (the
+system message and the chat template's opening) instead of reading it again (issue #15). The
+answer must be exactly the one the process gives when it reads that start itself (greedy
+decoding; the start is always read as a batch of its own, so the two paths compute the same)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag import prompts
+from rag.generation import LlamaCppGenerator
+
+pytestmark = pytest.mark.model
+
+MESSAGES = prompts.messages('Question: What does X do?\n\nPapers:\n[1] "Routing"\nX routes packets by their size.\n\nAnswer in one sentence.\nAnswer:')
+
+
+def test_a_fresh_model_restores_the_shared_start_and_answers_exactly_as_when_it_reads_it(default_llm, tmp_path):
+    first = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=tmp_path)
+    plain = first.generate(MESSAGES, 12).text
+    (saved,) = tmp_path.glob("*.state")
+    assert first.prompt_cache.restored == 0  # read once, then saved
+    again = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=tmp_path)
+    result = again.generate(MESSAGES, 12)
+    assert result.text == plain and again.prompt_cache.restored > 40  # the system message, not read again
+    assert result.prompt_tokens > again.prompt_cache.restored
+    other = [{"role": "system", "content": "You answer tersely."}, MESSAGES[1]]
+    again.generate(other, 4)
+    assert len(list(tmp_path.glob("*.state"))) == 2 and again.prompt_cache.restored == 0  # another start, its own file
+
+
+def test_a_damaged_or_unwritable_cache_costs_nothing_but_the_saving(default_llm, tmp_path):
+    plain = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=tmp_path).generate(MESSAGES, 12).text
+    (saved,) = tmp_path.glob("*.state")
+    saved.write_bytes(saved.read_bytes()[:5000])  # cut short
+    damaged = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=tmp_path)
+    assert damaged.generate(MESSAGES, 12).text == plain and damaged.prompt_cache.restored == 0
+    assert LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=tmp_path).generate(MESSAGES, 2) and saved.stat().st_size > 5000  # written again whole
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    unwritable = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=blocked / "cache")
+    assert unwritable.generate(MESSAGES, 12).text == plain and not (blocked / "cache").exists()
