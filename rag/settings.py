@@ -64,6 +64,7 @@ class Settings:
     summary_max_tokens: int = field(default=400, metadata=_meta("Longest summary, in tokens."))
     n_ctx: int = field(default=4096, metadata=_meta("Model context window in tokens."))
     threads: int = field(default_factory=lambda: os.cpu_count() or 2, metadata=_meta("CPU threads for the model."))
+    prompt_cache: str = field(default="on", metadata=_meta("on: a fresh process restores the model's state after the prompt start every question shares (models/prompt-cache/); off: reads the whole prompt."))
     seed_dir: Path = field(default=PROJECT_ROOT / "seeds", metadata=_meta("What `rag ingest` reads when given no path."))
 
     def __post_init__(self):

@@ -40,3 +40,15 @@ def test_a_damaged_or_unwritable_cache_costs_nothing_but_the_saving(default_llm,
     blocked.write_text("not a folder")
     unwritable = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=blocked / "cache")
     assert unwritable.generate(MESSAGES, 12).text == plain and not (blocked / "cache").exists()
+
+
+def test_the_setting_turns_it_off_and_a_bad_value_is_one_line(models_dir, tmp_path):
+    from rag.errors import InputError
+    from rag.generation import PROMPT_CACHE_DIR, build_generator
+    from rag.settings import Settings
+
+    on = build_generator(Settings.load(data_dir=tmp_path, models_dir=models_dir))
+    assert on.prompt_cache.folder == models_dir / PROMPT_CACHE_DIR
+    assert build_generator(Settings.load(data_dir=tmp_path, models_dir=models_dir, prompt_cache="off")).prompt_cache is None
+    with pytest.raises(InputError, match="prompt_cache must be on or off"):
+        build_generator(Settings.load(data_dir=tmp_path, models_dir=models_dir, prompt_cache="maybe"))
