@@ -46,9 +46,8 @@ def authors_line(line: str) -> list[str]:
 # printed on one line with nothing else between them.
 _MARKS = re.compile(r"[\d*∗†‡§¶♠♢♡♦♣♤♥⋆□⋄◦•✉\u03b1-\u03c9]+")
 _AFFILIATION = re.compile(
-    r"\b(?:universit\w*|institut\w*|department|dept|school|college|laborator\w*|labs?|research|center|centre|inc|ltd|"
-    r"corp\w*|company|technolog\w*|hospital|foundation|academy|faculty|ai|usa|uk|china)\b",
-    re.I,
+    r"(?i:\b(?:universit\w*|institut\w*|department|dept|school|college|laborator\w*|labs?|research|center|centre|inc|ltd|"
+    r"corp\w*|company|technolog\w*|hospital|foundation|academy|faculty|china)\b)|\b(?:AI|USA|UK)\b"  # "Ai" is also a given name
 )
 _MAX_AUTHOR_LINES = 40  # CiteSee prints eight names, each over its address: 36 lines
 
@@ -58,8 +57,9 @@ def first_page_authors(lines: list[str], title: str, lower_words: set[str]) -> l
     affiliations by their words (an institute, a country), from headings and figure text by
     `lower_words` (the words the paper also writes in lower case: "Paper Search" is not a person),
     and are split at commas, "and" and the footnote marks that separate names on one line. Names
-    in capitals ("TAL AUGUST, University of Washington") come back in title case. Measured on the
-    ten real papers: every name on the 8 titled papers without author metadata."""
+    in capitals ("TAL AUGUST, University of Washington") come back in title case. Developed on the
+    ten real papers (every name on the 8 titled ones without author metadata); other layouts will
+    judge it. No title on the page, no names: a guess there would be a figure's labels."""
     start = _after_title(lines, title)
     if start is None:
         return []
