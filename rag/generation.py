@@ -129,9 +129,9 @@ class LlamaCppGenerator:
     def generate(self, messages: list[dict], max_tokens: int, on_token: OnToken | None = None) -> Generation:
         llm = self.load()
         self._check_fits(llm, messages)
+        out = Collector(on_token)  # started first: reading a prompt start not yet saved is part of the wait
         if self.prompt_cache:
             self.prompt_cache.prime(llm, messages)
-        out = Collector(on_token)
         try:
             stream = llm.create_chat_completion(messages=messages, max_tokens=max_tokens, stream=True, **SAMPLING)
             for chunk in stream:
