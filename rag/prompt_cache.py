@@ -70,6 +70,8 @@ def shared_prefix(llm, messages: list[dict]) -> str:
     template = llm.metadata.get("tokenizer.chat_template")
     if not template or not messages or llm.chat_format != "chat_template.default":
         return ""
+    if any(m.get("role") != "system" for m in messages[:-1]):
+        return ""  # a conversation's history would make a file per turn; the system message is what repeats
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     formatter = Jinja2ChatFormatter(template=template, eos_token="", bos_token="")

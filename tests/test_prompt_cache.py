@@ -27,6 +27,9 @@ def test_a_fresh_model_restores_the_shared_start_and_answers_exactly_as_when_it_
     other = [{"role": "system", "content": "You answer tersely."}, MESSAGES[1]]
     again.generate(other, 4)
     assert len(list(tmp_path.glob("*.state"))) == 2 and again.prompt_cache.restored == 0  # another start, its own file
+    history = [MESSAGES[0], {"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello."}, MESSAGES[1]]
+    again.generate(history, 2)
+    assert len(list(tmp_path.glob("*.state"))) == 2  # a conversation is not saved turn by turn
 
 
 def test_a_damaged_or_unwritable_cache_costs_nothing_but_the_saving(default_llm, tmp_path):
