@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 MAGIC = b"rag-prompt-state 1\n"
+KEEP = 8  # newest state files kept: one per model and setting in use; older ones (an upgraded llama.cpp, a replaced model) go
 _SENTINEL = "\x00rag-question\x00"
 
 
@@ -123,3 +124,14 @@ def _save(llm, path: Path, tokens: list[int]) -> None:
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)
+        return
+    _prune(path.parent)
+
+
+def _prune(folder: Path) -> None:
+    try:
+        saved = sorted(folder.glob("*.state"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in saved[KEEP:]:
+            old.unlink(missing_ok=True)
+    except OSError:  # another process pruned first
+        pass

@@ -55,3 +55,13 @@ def test_the_setting_turns_it_off_and_a_bad_value_is_one_line(models_dir, tmp_pa
     assert build_generator(Settings.load(data_dir=tmp_path, models_dir=models_dir, prompt_cache="off")).prompt_cache is None
     with pytest.raises(InputError, match="prompt_cache must be on or off"):
         build_generator(Settings.load(data_dir=tmp_path, models_dir=models_dir, prompt_cache="maybe"))
+
+
+def test_old_state_files_are_pruned(default_llm, tmp_path, monkeypatch):
+    from rag import prompt_cache
+
+    monkeypatch.setattr(prompt_cache, "KEEP", 2)
+    gen = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=tmp_path)
+    for i in range(3):
+        gen.generate([{"role": "system", "content": f"You are assistant number {i}."}, MESSAGES[1]], 1)
+    assert len(list(tmp_path.glob("*.state"))) == 2
