@@ -121,6 +121,7 @@ def _save(llm, path: Path, tokens: list[int]) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(MAGIC + header + b"\n" + blob)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; other users of a shared models folder read it too
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)

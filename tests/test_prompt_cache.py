@@ -20,6 +20,7 @@ def test_a_fresh_model_restores_the_shared_start_and_answers_exactly_as_when_it_
     plain = first.generate(MESSAGES, 12).text
     (saved,) = tmp_path.glob("*.state")
     assert first.prompt_cache.restored == 0  # read once, then saved
+    assert saved.stat().st_mode & 0o044 == 0o044  # readable by the other users of a shared models folder
     again = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=tmp_path)
     result = again.generate(MESSAGES, 12)
     assert result.text == plain and again.prompt_cache.restored > 40  # the system message, not read again
