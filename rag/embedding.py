@@ -126,9 +126,13 @@ class OnnxEmbedder:
             mask[row, : len(t)] = 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         hidden = session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
-        m = mask[..., None].astype(np.float32)
-        pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+        pooled = self._pool(hidden, mask)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One vector per text: the mean over its tokens, as all-MiniLM-L6-v2 was trained."""
+        m = mask[..., None].astype(np.float32)
+        return (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
 
 
 def default_embedder(models_dir: Path) -> OnnxEmbedder:

@@ -120,17 +120,8 @@ class ClsOnnxEmbedder(OnnxEmbedder):
 
     name = "bge-small-en-v1.5-int8"
 
-    def _embed_batch(self, session, token_ids):
-        longest = max(len(t) for t in token_ids)
-        ids = np.zeros((len(token_ids), longest), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, t in enumerate(token_ids):
-            ids[row, : len(t)] = t
-            mask[row, : len(t)] = 1
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
-        cls = hidden[:, 0, :]
-        return cls / np.clip(np.linalg.norm(cls, axis=1, keepdims=True), 1e-12, None)
+    def _pool(self, hidden, mask):
+        return hidden[:, 0, :]
 
 
 def make_embedder(name: str, args) -> tuple[object, str]:
