@@ -90,10 +90,13 @@ def _restore(llm, path: Path, tokens: list[int]) -> bool:
         return False
     if not data.startswith(MAGIC):
         return False
-    header_end = data.index(b"\n", len(MAGIC))
-    header = json.loads(data[len(MAGIC) : header_end])
+    try:  # a file cut inside its header is unreadable, not an error: it is read again and rewritten
+        header_end = data.index(b"\n", len(MAGIC))
+        header = json.loads(data[len(MAGIC) : header_end])
+    except ValueError:
+        return False
     blob = data[header_end + 1 :]
-    if header.get("tokens") != tokens or len(blob) != header.get("size"):
+    if not isinstance(header, dict) or header.get("tokens") != tokens or len(blob) != header.get("size"):
         return False
     llm.reset()
     buffer = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob)

@@ -40,6 +40,9 @@ def test_a_damaged_or_unwritable_cache_costs_nothing_but_the_saving(default_llm,
     damaged = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=tmp_path)
     assert damaged.generate(MESSAGES, 12).text == plain and damaged.prompt_cache.restored == 0
     assert LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=tmp_path).generate(MESSAGES, 2) and saved.stat().st_size > 5000  # written again whole
+    saved.write_bytes(saved.read_bytes()[:40])  # cut inside its header
+    headless = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=tmp_path)
+    assert headless.generate(MESSAGES, 12).text == plain and headless.prompt_cache.restored == 0 and saved.stat().st_size > 5000
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     unwritable = LlamaCppGenerator(default_llm, n_ctx=512, prompt_cache=blocked / "cache")
