@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from rag.errors import InputError, ModelError
+from rag.errors import ModelError
 from rag.types import Generation
 
 if TYPE_CHECKING:
@@ -258,7 +258,5 @@ def build_generator(settings: "Settings") -> Generator:
     from rag.models import resolve_llm
 
     name, path = resolve_llm(settings.model, settings.models_dir)
-    if settings.prompt_cache not in ("on", "off"):
-        raise InputError(f"setting prompt_cache must be on or off, got {settings.prompt_cache!r} (check RAG_PROMPT_CACHE)")
     cache = settings.models_dir / PROMPT_CACHE_DIR if settings.prompt_cache == "on" else None
     return LlamaCppGenerator(path, name=name, n_ctx=settings.n_ctx, threads=settings.threads, prompt_cache=cache)

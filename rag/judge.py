@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from rag import meaning, prompts
-from rag.errors import InputError
 from rag.text import is_prose, split_sentences, tokenize
 from rag.types import Source
 
@@ -105,8 +104,4 @@ class ModelJudge:
 
 
 def build_judge(settings: "Settings", generator: "Generator") -> Judge | None:
-    if settings.judge == "off":
-        return None
-    if settings.judge == "model":
-        return ModelJudge(generator)
-    raise InputError(f"setting judge must be model or off, got {settings.judge!r} (check RAG_JUDGE)")
+    return None if settings.judge == "off" else ModelJudge(generator)  # the value was checked with the settings

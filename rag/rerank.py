@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from rag.errors import InputError, ModelError
+from rag.errors import ModelError
 
 MAX_TOKENS = 384  # question + passage; the model was trained on 512, shorter is faster
 
@@ -66,11 +66,7 @@ class OnnxReranker:
 
 
 def build_reranker(settings) -> Reranker | None:
-    if settings.rerank == "off":
-        return None
-    if settings.rerank != "model":
-        raise InputError(f"setting rerank must be model or off, got {settings.rerank!r} (check RAG_RERANK)")
-    return default_reranker(settings.models_dir)
+    return None if settings.rerank == "off" else default_reranker(settings.models_dir)  # the value was checked with the settings
 
 
 def default_reranker(models_dir: Path) -> OnnxReranker:

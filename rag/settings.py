@@ -68,6 +68,9 @@ class Settings:
     seed_dir: Path = field(default=PROJECT_ROOT / "seeds", metadata=_meta("What `rag ingest` reads when given no path."))
 
     def __post_init__(self):
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise InputError(f"setting {name} must be {' or '.join(allowed)}, got {getattr(self, name)!r} (check RAG_{name.upper()})")
         for f in fields(self):
             low, high = _RANGES.get(f.name, (None, None))
             value = getattr(self, f.name)
@@ -128,7 +131,10 @@ _RANGES = {
     )},
     "llm_timeout": (0, None),
 }
-_POSITIVE = {"llm_timeout"}  # more than 0, not 0 itself
+_POSITIVE = {"llm_timeout"}
+# Word-valued settings: a wrong word is refused when the settings are read, before any work (a bad
+# RAG_JUDGE used to surface only after retrieval had printed its evidence).
+_CHOICES = {"rerank": ("model", "off"), "judge": ("model", "off"), "prompt_cache": ("on", "off")}  # more than 0, not 0 itself
 
 
 def _range_text(name: str, low, high) -> str:

@@ -310,6 +310,15 @@ def test_bad_setting_in_environment(runner, monkeypatch):
     assert_one_line_error(run(runner, "search", "anything"), "RAG_K")
 
 
+@pytest.mark.parametrize("name, value", [("RAG_JUDGE", "maybe"), ("RAG_RERANK", "sometimes"), ("RAG_PROMPT_CACHE", "yes")])
+def test_a_wrong_word_setting_is_refused_before_any_work(runner, seeded_real, monkeypatch, name, value):
+    monkeypatch.setenv("RAG_DATA_DIR", str(seeded_real.settings.data_dir))
+    monkeypatch.setenv(name, value)
+    result = run(runner, "ask", AUG_Q)
+    assert_one_line_error(result, name, "must be")
+    assert result.stdout.strip() == ""  # no evidence block first: the settings are read before retrieval
+
+
 def test_models_pull_unknown_name(runner, monkeypatch, tmp_path):
     monkeypatch.setenv("RAG_MODELS_DIR", str(tmp_path / "models"))
     assert_one_line_error(run(runner, "models", "pull", "gpt-17"), "unknown model 'gpt-17'")
