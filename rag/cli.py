@@ -34,6 +34,7 @@ def ingest(
         None, "--zotero", metavar="DIR", show_default=False,
         help="Also read a Zotero library, read-only: the folder holding zotero.sqlite and storage/ (usually ~/Zotero). Each item is a paper, with its PDFs.",
     ),
+    reembed: bool = typer.Option(False, "--reembed", help="Embed every stored chunk again with this version's embedder (when a search says the store's vectors are another's); reads no file."),
 ):
     """Index papers; unchanged files cost nothing on re-ingest. A file that cannot be read is
     skipped with one warning line and exit code 1; the rest is ingested.
@@ -42,6 +43,8 @@ def ingest(
     """
     from rag.progress import bar
 
+    if reembed:
+        return _reembed(ctx, paths, data_dir, chroma_url, as_json, watch or zotero)
     if watch and zotero:
         fail("--watch follows files, not a Zotero library; run `rag ingest --zotero DIR` again after changing the library")
     if watch:
@@ -61,6 +64,21 @@ def ingest(
         )
     if report.skipped:
         raise typer.Exit(1)  # done, but not everything given was read
+
+
+def _reembed(ctx: typer.Context, paths, data_dir, chroma_url, as_json: bool, other: object) -> None:
+    from rag.progress import bar
+
+    if paths or other:
+        fail("--reembed re-embeds what the store holds: give it no files, --watch or --zotero (ingest them after)")
+    with errors():
+        rag = rag_for(ctx, data_dir=data_dir, chroma_url=chroma_url)
+        with bar("re-embedding", "chunks", disable=as_json) as progress:
+            chunks = rag.reembed(progress)
+    if as_json:
+        print_json({"chunks_embedded": chunks, "embedder": rag.embedder.name})
+    else:
+        typer.echo(f"{chunks} chunks embedded again with {rag.embedder.name}")
 
 
 def _watch(ctx: typer.Context, paths, data_dir, chroma_url) -> None:

@@ -21,9 +21,9 @@ class Check:
     fix: str = ""
 
 
-def doctor(settings: Settings, store: Store, generator: Callable[[], Generator]) -> list[Check]:
+def doctor(settings: Settings, store: Store, generator: Callable[[], Generator], embedder: str) -> list[Check]:
     """`generator` is called only when a model server is set: a local model is checked by its
-    files, not loaded."""
+    files, not loaded. `embedder` is the name of the embedder searches will use."""
     checks = []
     if settings.llm_url:
         server = f"model server {redact_url(settings.llm_url)}"
@@ -45,7 +45,7 @@ def doctor(settings: Settings, store: Store, generator: Callable[[], Generator])
             checks.append(Check(f"model {settings.model}", False, str(exc), "rag models pull"))
     if not settings.llm_url:
         checks.append(build_check())
-    checks.append(store_check(store))
+    checks.append(store_check(store, embedder))
     return checks
 
 
@@ -83,7 +83,7 @@ def build_check(cpuinfo: str = "/proc/cpuinfo") -> Check:
     return Check("llama.cpp build", True, f"built with {' '.join(built) or 'no vector extensions'}; this CPU has {' '.join(usable) or 'none of them'}")
 
 
-def store_check(store: Store) -> Check:
+def store_check(store: Store, embedder: str) -> Check:
     """The embedded store's files get the full check (SQLite's own included) before Chroma opens
     them; a damaged store's only fix is a fresh one, re-ingested."""
     if not store.url and store.exists():
@@ -94,6 +94,7 @@ def store_check(store: Store) -> Check:
     try:
         count = store.count()
         n_papers = len(store.stored_papers())
+        store.require_vectors_from(embedder)
     except RagError as exc:
         return Check("store", False, str(exc), getattr(exc, "fix", "rag ingest"))
     read_only = " (read-only: ingest and remove cannot write it)" if store.read_only else ""

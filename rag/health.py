@@ -258,3 +258,25 @@ def _check_metadata(name: str, path: Path) -> None:
     maps = [meta.get(k) for k in ("id_to_label", "label_to_id")] if isinstance(meta, dict) else [None]
     if not all(isinstance(m, dict) for m in maps):
         raise Damage(f"{where}: not Chroma's index metadata")
+
+
+def copy_to_read(store: Path, copy: Path, data_dir: Path) -> Path:
+    """`store` copied to `copy`, writable by this process (Chroma writes to a store even to read
+    it), for a data dir this process cannot write."""
+    import shutil
+    import tempfile
+
+    from rag.errors import StoreError
+
+    try:
+        shutil.copytree(store, copy, copy_function=shutil.copyfile)
+        for root, dirs, files in os.walk(copy.parent):  # copytree kept the folders' read-only modes
+            os.chmod(root, 0o700)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o600)
+    except OSError as exc:
+        raise StoreError(
+            f"the data dir {data_dir} is read-only and its store could not be copied to "
+            f"{tempfile.gettempdir()} to be read ({exc.strerror or exc}); set TMPDIR to a folder with space"
+        ) from None
+    return copy

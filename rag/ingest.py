@@ -116,6 +116,9 @@ def run(settings: Settings, store: Store, embedder: Embedder, paths: list[Path] 
     )
     with store.writer() as writer:
         existing = writer.stored_papers()
+        writer.require_vectors_from(embedder.name)
+        if not existing:
+            writer.mark_vectors_from(embedder.name)
         merge_other_sources(incoming, existing, {f.path for f in batch.files}, seen.given)
         plan = plan_ingest(incoming, existing, seen)
         report.papers, report.added, report.updated, report.unchanged = len(incoming), plan.added, plan.updated, plan.unchanged
@@ -131,6 +134,25 @@ def run(settings: Settings, store: Store, embedder: Embedder, paths: list[Path] 
                 index.rebuild(writer)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def reembed(store: Store, embedder: Embedder, progress: Progress | None) -> int:
+    """Every stored chunk embedded again, from the title and text the store holds (no file is
+    read), for a store whose vectors came from another embedder. The store names the new embedder
+    only once every vector is replaced: an interrupted re-embed is refused by search and done
+    again whole."""
+    with store.writer() as writer:
+        records = writer.all_chunks()
+        if progress:
+            progress(0, len(records))
+        for i in range(0, len(records), BATCH_CHUNKS):
+            part = records[i : i + BATCH_CHUNKS]
+            writer.set_vectors([r.chunk_id for r in part], embedder.embed([chunking.dense_text(r.title, r.text) for r in part]))
+            if progress:
+                progress(i + len(part), len(records))
+        writer.mark_vectors_from(embedder.name)
+        index.rebuild(writer)
+    return len(records)
 
 
 def plan_ingest(incoming: dict[str, Incoming], existing: dict[str, StoredPaper], seen: Seen) -> IngestPlan:

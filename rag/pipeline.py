@@ -98,6 +98,11 @@ class Rag:
         Zotero library in the folder `zotero` (read-only); see `ingest.run` for what is kept."""
         return ingest.run(self.settings, self.store, self.embedder, paths, progress, zotero)
 
+    def reembed(self, progress: Progress | None = None) -> int:
+        """Embed every stored chunk again with this embedder (after an upgrade changed it); returns
+        the number of chunks."""
+        return ingest.reembed(self.store, self.embedder, progress)
+
     def plan_removal(self, targets: list[str]) -> Removal:
         """What `remove` would do, changing nothing."""
         return ingest.plan_removal(self.store.paper_infos(), targets)
@@ -149,7 +154,10 @@ class Rag:
 
     def doctor(self) -> list[Check]:
         """Offline checks of everything `ask` needs, each with the command that fixes it."""
-        return doctor.doctor(self.settings, self.store, lambda: self.generator)
+        from rag import models
+
+        embedder = self._embedder.name if self._embedder is not None else models.EMBEDDING_MODEL  # named, not loaded
+        return doctor.doctor(self.settings, self.store, lambda: self.generator, embedder)
 
     def _filtered_ids(self, filters: Filters | None) -> set[str] | None:
         """The papers a filter allows, worked out from the store's metadata before retrieval."""

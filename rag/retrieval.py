@@ -44,6 +44,7 @@ class Retriever:
     def lexical(self) -> LexicalIndex:
         generation = self.store.generation()
         if self._lexical is None or self._lexical_generation != generation:
+            self.store.require_vectors_from(self.embedder.name)  # a write may have changed them
             self._lexical = LexicalIndex.for_store(self.store, generation)
             self._lexical_generation = generation
         return self._lexical

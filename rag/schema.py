@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
 
 from rag.filters import Filters
 from rag.types import Chunk, Paper, PaperInfo
@@ -24,6 +27,20 @@ class StoredPaper:
     file_hash: str
     chunks: int
     sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PaperWrite:
+    """One paper to write: its chunks and their vectors, the hashes that say what was written, how
+    many chunks the store held for it before (0 for a new paper) and every file it was read from."""
+
+    paper: Paper
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray
+    content_hash: str
+    file_hash: str
+    old_chunks: int = 0
+    sources: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)

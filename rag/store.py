@@ -13,34 +13,21 @@ import shutil
 import tempfile
 import time
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from rag import schema, store_errors
+from rag import health, schema, store_errors
 from rag.chunking import chunk_id
 from rag.errors import RagError, StoreError
 from rag.filters import Filters
-from rag.schema import ChunkRecord, DenseHit, StoredPaper
+from rag.schema import ChunkRecord, DenseHit, PaperWrite, StoredPaper
 from rag.text import join_overlapping
-from rag.types import Chunk, Paper, PaperInfo
+from rag.types import PaperInfo
 
-
-@dataclass(frozen=True)
-class PaperWrite:
-    """One paper to write: its chunks and their vectors, the hashes that say what was written, how
-    many chunks the store held for it before (0 for a new paper) and every file it was read from."""
-
-    paper: Paper
-    chunks: Sequence[Chunk]
-    vectors: np.ndarray
-    content_hash: str
-    file_hash: str
-    old_chunks: int = 0
-    sources: Sequence[str] | None = None
+LEGACY_EMBEDDER = "minilm-l6-int8"  # the one embedder there was before a store recorded its own
 
 
 def _guarded(method):
@@ -126,8 +113,6 @@ class Store:
     def _local_path(self, create: bool) -> Path:
         """Where Chroma should open the embedded store: its own folder once its files pass the
         health check, or a temporary copy when this process cannot write it and only reads."""
-        from rag import health
-
         problems = health.check(self.path)
         if problems:
             raise self.damaged(problems[0])
@@ -142,23 +127,12 @@ class Store:
         return self.path
 
     def _readonly_copy(self) -> Path:
-        """Copy the store's folder to a temporary one that Chroma may write, removed when this
-        Store goes (or the process ends). Nothing written there reaches the data dir."""
+        """A temporary copy of the store that Chroma may write, removed when this Store goes (or
+        the process ends). Nothing written there reaches the data dir."""
         if self._copy is None:
             tmp = Path(tempfile.mkdtemp(prefix="rag-readonly-"))
             self._drop_copy = weakref.finalize(self, shutil.rmtree, str(tmp), True)
-            try:
-                shutil.copytree(self.path, tmp / "chroma", copy_function=shutil.copyfile)
-                for root, dirs, files in os.walk(tmp):  # copytree kept the folders' read-only modes
-                    os.chmod(root, 0o700)
-                    for name in files:
-                        os.chmod(os.path.join(root, name), 0o600)
-            except OSError as exc:
-                raise StoreError(
-                    f"the data dir {self.data_dir} is read-only and its store could not be copied to "
-                    f"{tempfile.gettempdir()} to be read ({exc.strerror or exc}); set TMPDIR to a folder with space"
-                ) from None
-            self._copy = tmp / "chroma"
+            self._copy = health.copy_to_read(self.path, tmp / "chroma", self.data_dir)
         return self._copy
 
     @property
@@ -247,12 +221,24 @@ class Store:
     def count(self) -> int:
         return self._col().count()
 
+    def _metadata(self) -> dict:
+        """The collection's own metadata, read fresh: another process may have written since."""
+        self._col()
+        return dict(self._client.get_collection(self.collection_name).metadata or {})
+
     @_guarded
     def generation(self) -> int:
-        """Bumped by every write, so caches built from the store know when they are stale. Read
-        fresh each time: another process (or another `Rag`) may have written since we opened it."""
-        self._col()
-        return int((self._client.get_collection(self.collection_name).metadata or {}).get("generation", 0))
+        """Bumped by every write, so caches built from the store know when they are stale."""
+        return int(self._metadata().get("generation", 0))
+
+    @_guarded
+    def require_vectors_from(self, embedder: str) -> None:
+        """Vectors of two embedders are never compared: a store holding another one's is refused,
+        naming the command that re-embeds it."""
+        count = self._col().count()
+        stored = str(self._metadata().get("embedder", LEGACY_EMBEDDER))
+        if count and stored != embedder:
+            raise store_errors.other_embedder(self.location, stored, embedder, count)
 
     @_guarded
     def stored_papers(self) -> dict[str, StoredPaper]:
@@ -405,6 +391,15 @@ class Store:
         col.update(ids=got["ids"], metadatas=[{**m, **new} for m in got["metadatas"]])
 
     @_guarded
+    def set_vectors(self, chunk_ids: Sequence[str], vectors: np.ndarray) -> None:
+        self.dirty = True
+        self._col(create=True).update(ids=list(chunk_ids), embeddings=vectors)
+
+    @_guarded
+    def mark_vectors_from(self, embedder: str) -> None:
+        self._col(create=True).modify(metadata={**self._metadata(), "embedder": embedder})
+
+    @_guarded
     def delete_papers(self, paper_ids: Sequence[str]) -> None:
         if paper_ids:
             self.dirty = True
@@ -415,6 +410,6 @@ class Store:
         # A timestamp, not just +1: two clients of one server writing at once must not both
         # claim the same generation, or one's cached index would hide the other's papers.
         gen = max(self.generation() + 1, time.time_ns() // 1000)
-        self._col(create=True).modify(metadata={"generation": gen})
+        self._col(create=True).modify(metadata={**self._metadata(), "generation": gen})
         self.dirty = False
         return gen

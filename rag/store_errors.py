@@ -75,3 +75,12 @@ def _free_bytes(data_dir: Path) -> int | None:
         return shutil.disk_usage(data_dir).free
     except OSError:
         return None
+
+
+def other_embedder(location: str, stored: str, current: str, chunks: int) -> StoreError:
+    error = StoreError(
+        f"the store in {location} holds vectors of {stored}, and this version embeds with {current}; "
+        f"run `rag ingest --reembed` once to embed its {chunks:,} chunks again (no file is read again)"
+    )
+    error.fix = "rag ingest --reembed"
+    return error

@@ -238,6 +238,7 @@ def test_a_long_paper_interrupted_between_chroma_batches_is_rewritten(fake_rag, 
     bad = chunks[:-1] + [Chunk(chunks[-1].chunk_id, paper.paper_id, chunks[-1].index, chunks[-1].text, page={"not": "a page"})]
     vectors = FakeEmbedder().embed([c.text for c in bad])
     with store.writer():
+        store.mark_vectors_from(FakeEmbedder.name)  # as the ingest that wrote it would have
         with pytest.raises(Exception):
             store.put_paper(PaperWrite(paper, bad, vectors, content_hash(paper), "f", 0, [paper.source]))
     stored = store.stored_papers()[paper.paper_id]

@@ -116,6 +116,7 @@ def hnsw_store(tmp_path_factory) -> Path:
     store = Store(data)
     with store.writer() as s:
         _one_chunk_papers(s, 600)
+        s.mark_vectors_from(FakeEmbedder.name)
         s.bump_generation()
     segment = _segment(data)
     header = health._read_header(segment / "header.bin")
