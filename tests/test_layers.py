@@ -15,7 +15,7 @@ RAG = Path(__file__).resolve().parent.parent / "rag"
 # Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS = [
     {"errors", "types", "text", "meaning", "stats", "prompts", "safe_text"},  # the standard library only
-    {"settings", "models", "filters", "papers", "readers", "zotero", "pdf", "pdf_title", "pdf_cache", "chunking", "citations", "generation", "prompt_cache", "judge", "references", "progress", "render", "health"},
+    {"settings", "models", "quantize", "filters", "papers", "readers", "zotero", "pdf", "pdf_title", "pdf_cache", "chunking", "citations", "generation", "prompt_cache", "judge", "references", "progress", "render", "health"},
     {"schema", "store_errors"},
     {"corpus", "embedding", "rerank", "store", "evidence"},
     {"index", "retrieval", "passages"},

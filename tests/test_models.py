@@ -128,7 +128,10 @@ def test_registry_is_consistent():
     assert models.REGISTRY[models.EMBEDDING_MODEL].kind == "embedding"
     for spec in models.REGISTRY.values():
         for mf in spec.files:
-            assert len(mf.sha256) == 64 and mf.size > 0 and mf.parts
+            if spec.built_from:  # built at pull from a registry model's verified file
+                assert models.REGISTRY[spec.built_from].files and not mf.parts and not mf.sha256
+            else:
+                assert len(mf.sha256) == 64 and mf.size > 0 and mf.parts
 
 
 # --- the real pulled files ------------------------------------------------------------------
@@ -157,7 +160,7 @@ def test_real_embedder_output(real_embedder):
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     again = real_embedder.embed(["graph neural networks"])
-    assert np.allclose(again[0], vectors[0], atol=1e-5)  # batching/padding does not change a vector
+    assert np.allclose(again[0], vectors[0], atol=1e-5)  # a text's neighbours in a call do not change its vector
     close = real_embedder.embed(["GNNs on graphs", "a recipe for lemon cake"])
     assert float(vectors[0] @ close[0]) > float(vectors[0] @ close[1])
 
@@ -189,8 +192,10 @@ def _reference_vectors(model_path, tokenizer_path, texts, batch_size=32):
     return np.concatenate(rows)
 
 
-def test_parallel_small_batches_give_the_same_vectors_as_one_big_session(real_embedder):
-    """Sorting by length, batches of 4 and one session per core must not change any vector."""
+def test_parallel_sessions_give_each_text_the_vector_it_gets_alone(real_embedder):
+    """Sorting by length and one session per core must not change any vector: each is the vector
+    of its text run alone (the int8 model quantizes activations per run, so a padded batch would
+    give other vectors)."""
     import numpy as np
 
     from rag import chunking, corpus
@@ -200,12 +205,33 @@ def test_parallel_small_batches_give_the_same_vectors_as_one_big_session(real_em
     papers = [p for f in corpus.load([SEEDS_DIR]) for p in f.papers]
     texts = [chunking.dense_text(p.title, c.text) for p in papers for c in chunking.chunk_paper(p)][:16]
     texts += ["x", "graph neural networks", " ".join(["word"] * 400)]  # shortest, short, truncated at 256 tokens
-    expected = _reference_vectors(real_embedder.model_path, real_embedder.tokenizer_path, texts)
+    expected = _reference_vectors(real_embedder.model_path, real_embedder.tokenizer_path, texts, batch_size=1)
     got = real_embedder.embed(texts)
     assert got.shape == expected.shape and got.dtype == np.float32
     assert np.abs(got - expected).max() < 1e-5
-    serial = OnnxEmbedder(real_embedder.model_path, real_embedder.tokenizer_path, workers=1, batch_size=7).embed(texts)
+    serial = OnnxEmbedder(real_embedder.model_path, real_embedder.tokenizer_path, workers=1).embed(texts)
     assert np.abs(serial - expected).max() < 1e-5
+
+
+def test_the_int8_model_keeps_the_float_models_vectors(real_embedder, models_dir):
+    """The model built at pull computes its weight products in int8 (MatMulInteger) and each
+    vector stays within cosine 0.98 of the published float-computing model's."""
+    import collections
+
+    import onnx
+
+    from rag import chunking, corpus
+    from conftest import SEEDS_DIR
+
+    ops = collections.Counter(n.op_type for n in onnx.load(str(real_embedder.model_path)).graph.node)
+    assert ops["MatMulInteger"] == 6 * 6  # 6 layers: query, key, value, output, 2 feed-forward
+    assert ops["MatMul"] == 6 * 2  # left in float: attention's two products of activations
+    papers = [p for f in corpus.load([SEEDS_DIR]) for p in f.papers]
+    texts = [chunking.dense_text(p.title, c.text) for p in papers for c in chunking.chunk_paper(p)][:24] + ["x", "graph neural networks"]
+    float_model = models_dir / models.get_spec(models.EMBEDDING_SOURCE).files[0].filename
+    reference = _reference_vectors(float_model, real_embedder.tokenizer_path, texts, batch_size=1)
+    cosines = (real_embedder.embed(texts) * reference).sum(axis=1)
+    assert cosines.min() > 0.98, cosines.min()
 
 
 def test_broken_embedding_model_is_a_model_error(tmp_path):
@@ -215,3 +241,29 @@ def test_broken_embedding_model_is_a_model_error(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{}")
     with pytest.raises(ModelError, match="rag models pull"):
         OnnxEmbedder(tmp_path / "model.onnx", tmp_path / "tokenizer.json").embed(["x"])
+
+
+def test_the_embedder_is_built_at_pull_and_checked_by_its_stamp(models_dir, tmp_path):
+    """Built from the verified source file (copied here, so nothing is downloaded), moved into
+    place whole, and from then on checked like a pulled file against the sha256 its build recorded."""
+    import shutil
+
+    source = models.get_spec(models.EMBEDDING_SOURCE)
+    for mf in source.files:
+        (tmp_path / mf.filename).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(models_dir / mf.filename, tmp_path / mf.filename)
+    assert models.check(source, tmp_path, full=True).verified
+    built = models.get_spec(models.EMBEDDING_MODEL)
+    assert not models.check(built, tmp_path).present
+    (path,) = models.pull(built, tmp_path)
+    assert models.check(built, tmp_path, full=True).verified
+    assert models.sha256_file(path) == models.sha256_file(models_dir / built.files[0].filename)  # the same bytes on every build here
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no build left-overs
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert "changed since it was verified" in models.check(built, tmp_path).detail
+    assert "fails its sha256 check" in models.check(built, tmp_path, full=True).detail
+    path.unlink()
+    models.pull(built, tmp_path)  # a missing or damaged build is simply built again
+    assert models.check(built, tmp_path, full=True).verified
