@@ -196,7 +196,7 @@ def _answer_yes_no(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -
     """The direction first, decided by the judge on the best paper(s) in rank order, then the
     model's account of what the deciding paper found. When no paper decides it, the closest
     paper's own sentences are quoted instead of an answer: nothing is made up."""
-    sources = passages.given(_with_full_text(parts.store, sources), parts.settings.context_tokens)
+    sources = passages.given(_with_full_text(parts.retriever, sources), parts.settings.context_tokens)
     for n, source in enumerate(sources[:JUDGED_PAPERS], 1):
         verdict = parts.judge.judge(run.question, source)
         if verdict != judging.NOT_SETTLED:
@@ -293,7 +293,7 @@ def _respond(parts: Parts, run: _Run, mode: Mode, sources: list[Source]) -> Answ
         run.timings.total_s = run.lap()
         return Answer(run.question, prompts.ABSTAIN_MESSAGE, True, [], [], parts.model_name(), run.timings)
     if mode.whole_papers:
-        sources = _with_full_text(parts.store, sources)
+        sources = _with_full_text(parts.retriever, sources)
         if parts.settings.focus_tokens:
             # The model reads ~70 tokens/s here: 250 tokens an abstract took the dev set's median
             # prompt from 547 to 420 tokens and its answers from 9.0 s to 7.6 s at the same fact
@@ -362,11 +362,11 @@ def _answer_from(parts: Parts, run: _Run, text: str, sources: list[Source], chec
     return answer
 
 
-def _with_full_text(store: Store, sources: list[Source]) -> list[Source]:
+def _with_full_text(retriever: Retriever, sources: list[Source]) -> list[Source]:
     """Whole abstracts; a full-text paper (it has pages) keeps its passages for the question
     instead (`passages.given` picks among them), since the budget cut would keep only its first
     pages, which are rarely the ones that answer."""
-    texts = store.paper_texts([s.paper_id for s in sources if s.page is None])
+    texts = retriever.paper_texts([s.paper_id for s in sources if s.page is None])
     return [s if s.page is not None else dataclasses.replace(s, text=texts.get(s.paper_id, s.text)) for s in sources]
 
 

@@ -280,3 +280,27 @@ def copy_to_read(store: Path, copy: Path, data_dir: Path) -> Path:
             f"{tempfile.gettempdir()} to be read ({exc.strerror or exc}); set TMPDIR to a folder with space"
         ) from None
     return copy
+
+
+def collection_metadata(chroma_dir: Path, collection: str) -> dict | None:
+    """A collection's own metadata (the store generation, its embedder), read from Chroma's
+    SQLite file without Chroma: importing chromadb and opening the client was most of a cold
+    `rag search`. None when it cannot be read that way (no such file or collection, another
+    Chroma schema, a locked or damaged file): the caller asks Chroma."""
+    db = chroma_dir / "chroma.sqlite3"
+    if not db.is_file() or check(chroma_dir):
+        return None
+    try:
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=0.5)
+        try:
+            found = con.execute("SELECT id FROM collections WHERE name = ?", (collection,)).fetchone()
+            rows = con.execute(
+                "SELECT key, str_value, int_value, float_value, bool_value FROM collection_metadata WHERE collection_id = ?", (found[0],)
+            ).fetchall() if found else None
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    if rows is None:
+        return None
+    return {key: next((v for v in values if v is not None), None) for key, *values in rows}

@@ -30,7 +30,20 @@ def rebuild(store: Store) -> None:
     """After a write: a new store generation, and the index rebuilt and saved for it, so the next
     search in any process loads instead of rebuilding."""
     generation = store.bump_generation()
-    LexicalIndex(store.all_chunks()).save(cache_folder(store), generation)
+    index = LexicalIndex(store.all_chunks())
+    index.vectors = stored_vectors(store, index.records)
+    index.save(cache_folder(store), generation)
+
+
+def stored_vectors(store: Store, records: list[ChunkRecord]) -> np.ndarray | None:
+    """The chunks' vectors in the records' order, fetched by id in slices (SQLite bounds how
+    many ids one query may name); None when the store lacks any of them."""
+    got: dict[str, np.ndarray] = {}
+    for i in range(0, len(records), 5000):
+        got.update(store.vectors_by_id([r.chunk_id for r in records[i : i + 5000]]))
+    if not records or len(got) != len(records):
+        return None
+    return np.stack([got[r.chunk_id] for r in records]).astype(np.float32)
 
 
 class LexicalIndex:
@@ -39,15 +52,15 @@ class LexicalIndex:
 
     Two files in the cache folder: `records.json`, the chunks the index was built from (stamped
     with the store generation), and `bm25.npz`, the built index itself, so a new process does not
-    re-tokenise every chunk. `bm25.npz` holds numpy arrays only (bm25s's sparse score matrix and
-    each paper's term ids) plus one array of UTF-8 JSON (the stamp, the vocabulary, the chunk ids),
+    re-tokenise every chunk. `bm25.npz` holds numpy arrays only (bm25s's sparse score matrix,
+    each paper's term ids and the chunks' vectors, so a search reads no Chroma) plus one array of UTF-8 JSON (the stamp, the vocabulary, the chunk ids),
     and is read with `allow_pickle=False`: nothing in the cache can run code when it is loaded.
     It is used only if its stamp matches: the store generation, the size and mtime of
     `records.json`, FORMAT and the installed bm25s version; on any mismatch, or anything in it that
     does not fit, the index is rebuilt from `records.json`. `bm25.pkl`, the pickle earlier versions
     wrote, is never read: when found it is deleted and the index rebuilt from the store."""
 
-    FORMAT = 2  # bump when the saved arrays or JSON fields change
+    FORMAT = 3  # bump when the saved arrays or JSON fields change (3: the chunks' vectors)
     RECORDS = "records.json"
     INDEX = "bm25.npz"
     OLD_PICKLE = "bm25.pkl"  # written by earlier versions; a pickle can run code when loaded
@@ -56,6 +69,7 @@ class LexicalIndex:
         import bm25s
 
         self.records = records
+        self.vectors: np.ndarray | None = None  # the store's vectors of `records`, row for row, when known
         self._bm25 = bm25s.BM25()
         corpus = [tokenize(lexical_text(r.title, r.authors, r.text)) or ["_empty_"] for r in records]
         if records:
@@ -126,6 +140,8 @@ class LexicalIndex:
                 return
             arrays["term_ids"] = np.concatenate(terms) if terms else np.zeros(0, dtype=np.int32)
             arrays["term_ptr"] = np.cumsum([0] + [len(t) for t in terms], dtype=np.int64)
+            if self.vectors is not None:
+                arrays["vectors"] = self.vectors
         meta = {"stamp": stamp, "vocab": vocab, "papers": list(self.paper_terms), "chunks": [r.chunk_id for r in self.records]}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         buffer = io.BytesIO()
@@ -189,6 +205,7 @@ class LexicalIndex:
 
         index = cls.__new__(cls)
         index.records = records
+        index.vectors = None
         index._bm25 = bm25s.BM25()
         index.paper_rows = {}
         for row, record in enumerate(records):
@@ -219,6 +236,9 @@ class LexicalIndex:
         index.paper_terms = _PaperTerms(papers, vocab, term_ids, term_ptr)
         counts = np.bincount(term_ids, minlength=len(vocab)).tolist()
         index.doc_freq = {vocab[i]: c for i, c in enumerate(counts) if c}
+        vectors = arrays.get("vectors")
+        if vectors is not None and vectors.ndim == 2 and len(vectors) == len(records) and vectors.dtype == np.float32:
+            index.vectors = vectors
         return index
 
     @classmethod
@@ -226,8 +246,9 @@ class LexicalIndex:
         """The index for the store's current generation: cached, or built from the store's chunks."""
         folder = cache_folder(store)
         index = cls.load(folder, generation)
-        if index is None:
-            index = cls(store.all_chunks())
+        if index is None or (index.vectors is None and index.records):
+            index = index or cls(store.all_chunks())
+            index.vectors = stored_vectors(store, index.records)
             with contextlib.suppress(OSError):  # a read-only data dir: search works, the next process rebuilds too
                 index.save(folder, generation)
         return index

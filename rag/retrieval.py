@@ -12,6 +12,7 @@ from rag.chunking import chunk_number
 from rag.embedding import Embedder
 from rag.index import LexicalIndex
 from rag.store import ChunkRecord, Store
+from rag.text import join_overlapping
 from rag.types import Passage, Source
 
 RRF_K = 60
@@ -73,9 +74,15 @@ class Retriever:
             raise got["error"]
         return got["index"], vector
 
-    def _dense(self, vector: np.ndarray, paper_ids: set[str] | None = None) -> list[tuple[ChunkRecord, float]]:
-        ids = sorted(paper_ids) if paper_ids is not None else None
-        return [(h.record, h.similarity) for h in self.store.query(vector, self.candidates, ids)]
+    def _dense(self, index: LexicalIndex, vector: np.ndarray, paper_ids: set[str] | None = None) -> list[tuple[ChunkRecord, float]]:
+        """The nearest chunks: exact, from the cached vectors of this store generation when there
+        are any (no Chroma to open: a cold search's biggest cost), else Chroma's HNSW index."""
+        if index.vectors is None:
+            ids = sorted(paper_ids) if paper_ids is not None else None
+            return [(h.record, h.similarity) for h in self.store.query(vector, self.candidates, ids)]
+        rows = np.arange(len(index.records)) if paper_ids is None else np.array([i for p in paper_ids for i in index.paper_rows.get(p, ())], dtype=np.int64)
+        sims = index.vectors[rows] @ vector
+        return [(index.records[rows[j]], float(sims[j])) for j in np.argsort(-sims, kind="stable")[: self.candidates].tolist()]
 
     def _bm25(self, index: LexicalIndex, scores: np.ndarray, paper_ids: set[str] | None = None) -> list[tuple[ChunkRecord, float]]:
         if paper_ids is not None:  # same papers as the dense side: zero out the rest before ranking
@@ -93,7 +100,7 @@ class Retriever:
             index = self.lexical  # one store-generation check per search, not one per record
             return [self._source(r, s, 0.0, s, 0.0) for r, s in _best_per_paper(self._bm25(index, index.scores(query), paper_ids))[:k]]
         index, vector = self._lexical_and_vector(query)
-        dense = _best_per_paper(self._dense(vector, paper_ids))
+        dense = _best_per_paper(self._dense(index, vector, paper_ids))
         if mode == "dense":
             return [self._source(r, s, s, 0.0, 0.0) for r, s in dense[:k]]
         chunk_bm25 = index.scores(query)
@@ -117,6 +124,14 @@ class Retriever:
         sources.sort(key=lambda s: -s.score)
         return sources[:k]
 
+    def paper_texts(self, paper_ids: list[str]) -> dict[str, str]:
+        """Whole papers from this store generation's cached chunks, joined as `Store.paper_texts`
+        joins them but without opening Chroma; a paper the cache does not hold, from the store."""
+        index = self.lexical
+        rows = {pid: sorted(index.paper_rows.get(pid, ()), key=lambda i: chunk_number(index.records[i].chunk_id)) for pid in paper_ids}
+        texts = {pid: join_overlapping([index.records[i].text for i in r]) for pid, r in rows.items() if r}
+        return {**self.store.paper_texts([pid for pid, r in rows.items() if not r]), **texts}
+
     def _ranked_chunks(self, index: LexicalIndex, paper_ids: list[str], vector: np.ndarray, chunk_bm25: np.ndarray) -> list["_Ranked"]:
         """Every chunk of the shortlisted papers scored against the query: exact, and cheap for ~20
         papers. The BM25 index of the same store generation knows each paper's chunks, so their
@@ -127,7 +142,10 @@ class Retriever:
         rows = {pid: index.paper_rows.get(pid, ()) for pid in paper_ids}
         records = {index.records[i].chunk_id: index.records[i] for pid in paper_ids for i in rows[pid]}
         lexical = {index.records[i].chunk_id: float(chunk_bm25[i]) for pid in paper_ids for i in rows[pid]}
-        vectors = self.store.vectors_by_id(list(records))
+        if index.vectors is not None:
+            vectors = {index.records[i].chunk_id: index.vectors[i] for pid in paper_ids for i in rows[pid]}
+        else:
+            vectors = self.store.vectors_by_id(list(records))
         scored = [(records[cid], v) for cid, v in vectors.items()]  # in the store's order, as the filtered get returns them
         unknown = [pid for pid in paper_ids if not rows[pid]]
         if unknown:

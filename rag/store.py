@@ -222,7 +222,11 @@ class Store:
         return self._col().count()
 
     def _metadata(self) -> dict:
-        """The collection's own metadata, read fresh: another process may have written since."""
+        """The collection's own metadata, read fresh: another process may have written since. An
+        embedded store not yet opened here is read without Chroma (see `health.collection_metadata`)."""
+        found = health.collection_metadata(self.path, self.collection_name) if self._collection is None and not self.url else None
+        if found is not None:
+            return found
         self._col()
         return dict(self._client.get_collection(self.collection_name).metadata or {})
 
@@ -233,12 +237,13 @@ class Store:
 
     @_guarded
     def require_vectors_from(self, embedder: str) -> None:
-        """Vectors of two embedders are never compared: a store holding another one's is refused,
-        naming the command that re-embeds it."""
+        """A store holding another embedder's vectors is refused, naming the command that fixes it."""
+        stored = self._metadata().get("embedder")
+        if stored == embedder:  # no count: a search from the cache never opens Chroma
+            return
         count = self._col().count()
-        stored = str(self._metadata().get("embedder", LEGACY_EMBEDDER))
-        if count and stored != embedder:
-            raise store_errors.other_embedder(self.location, stored, embedder, count)
+        if count and (stored or LEGACY_EMBEDDER) != embedder:
+            raise store_errors.other_embedder(self.location, str(stored or LEGACY_EMBEDDER), embedder, count)
 
     @_guarded
     def stored_papers(self) -> dict[str, StoredPaper]:

@@ -199,18 +199,19 @@ def test_filter_restricts_retrieval_before_ranking(ingested_library):
     assert ingested_library.search(query, k=3, filters=Filters(author="nobody at all")) == []
 
 
-def test_filters_are_passed_to_chroma_not_applied_afterwards(ingested_library, monkeypatch):
-    seen = []
-    original = ingested_library.store.query
-
-    def spy(embedding, n, paper_ids=None):
-        seen.append(paper_ids)
-        return original(embedding, n, paper_ids)
-
-    monkeypatch.setattr(ingested_library.store, "query", spy)
-    ingested_library.search("compilers", k=2, filters=Filters(author="hopper"))
-    (ids,) = seen
-    assert ids == [by_title(ingested_library)["Compilers for Everyone"].paper_id]
+def test_filters_restrict_the_nearest_chunks_not_the_results_afterwards(ingested_library):
+    """With room for one nearest chunk, a filter applied after the search would find nothing:
+    the filter must choose among the allowed papers' chunks, from the cached vectors and from
+    Chroma's index alike."""
+    hopper = by_title(ingested_library)["Compilers for Everyone"].paper_id
+    retriever = ingested_library.retriever
+    retriever.candidates = 1
+    question = "sparse routing of experts with a capacity factor"
+    assert retriever.search(question, k=1, mode="dense")[0].paper_id != hopper
+    for vectors in (retriever.lexical.vectors, None):
+        retriever.lexical.vectors = vectors  # None: what a cache without vectors does, Chroma's index
+        found = ingested_library.search(question, k=2, mode="dense", filters=Filters(author="hopper"))
+        assert [s.paper_id for s in found] == [hopper]
 
 
 def test_ask_cites_title_and_page(ingested_library, fake_llm):

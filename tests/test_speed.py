@@ -275,8 +275,12 @@ def test_best_chunks_by_id_equal_the_filtered_path(seeded_real):
             sim = float(np.dot(vector, v))
             if record.paper_id not in best or sim > best[record.paper_id][1]:
                 best[record.paper_id] = (record, sim)
-        ranked = retriever._ranked_chunks(index, pids, vector, index.scores(q))
-        assert [r.best for r in ranked] == list(best.values())
+        cached = index.vectors
+        for vectors in (cached, None):  # the cached vectors, and Chroma's by id
+            index.vectors = vectors
+            ranked = retriever._ranked_chunks(index, pids, vector, index.scores(q))
+            assert {r.best[0].paper_id: r.best for r in ranked} == best
+        index.vectors = cached
 
 
 def test_a_paper_the_index_does_not_know_is_still_scored(fake_seeded):
@@ -288,9 +292,10 @@ def test_a_paper_the_index_does_not_know_is_still_scored(fake_seeded):
     assert {r.best[0].paper_id for r in retriever._ranked_chunks(stale, known, vector, stale.scores("anything"))} == set(known)
 
 
-def test_store_is_opened_on_a_second_thread_during_the_embedding(fake_seeded):
+def _watched_search(data_dir) -> dict:
+    """Which thread opened Chroma (if any) and which embedded the query, in a fresh `Rag`."""
     seen = {}
-    fresh = Rag(Settings.load(data_dir=fake_seeded.settings.data_dir), embedder=FakeEmbedder())
+    fresh = Rag(Settings.load(data_dir=data_dir), embedder=FakeEmbedder())
     real_connect = fresh.store._connect
 
     def connect():
@@ -306,7 +311,19 @@ def test_store_is_opened_on_a_second_thread_during_the_embedding(fake_seeded):
 
     fresh.embedder.embed = embed
     assert fresh.search("graph neural networks", k=3)
-    assert seen == {"connect": "rag-open-store", "embed": threading.main_thread().name}
+    return seen
+
+
+def test_store_is_opened_on_a_second_thread_during_the_embedding(fake_seeded):
+    """With the search cache fresh Chroma is not opened at all; without it (here removed), it is
+    opened on the second thread while the main one embeds the query."""
+    import shutil
+
+    from rag import index
+
+    assert _watched_search(fake_seeded.settings.data_dir) == {"embed": threading.main_thread().name}
+    shutil.rmtree(index.cache_folder(fake_seeded.store))
+    assert _watched_search(fake_seeded.settings.data_dir) == {"connect": "rag-open-store", "embed": threading.main_thread().name}
 
 
 def test_summarize_searches_once(seeded_fake_llm, fake_llm, monkeypatch):
