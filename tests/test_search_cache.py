@@ -121,3 +121,19 @@ def test_an_answer_in_a_fresh_process_never_imports_chroma(data_dir):
     Rag(Settings.load(data_dir=data_dir), embedder=FakeEmbedder()).ingest([SEEDS_DIR])
     answered, chroma = _fresh_process(_ASK.format(tests=str(PROJECT_ROOT / "tests"), data=str(data_dir)))
     assert answered == "False True" and chroma == "False"
+
+
+def test_the_file_check_before_reading_metadata_runs_again_when_the_file_changes(data_dir):
+    """Checked once per state of the SQLite file (a warm process searches without re-reading every
+    segment), and again once it changes: a damaged header is then refused, and Chroma is asked."""
+    from rag import health
+
+    Rag(Settings.load(data_dir=data_dir), embedder=FakeEmbedder()).ingest([SEEDS_DIR])
+    chroma = data_dir / "chroma"
+    assert health.collection_metadata(chroma, "papers")["embedder"] == FakeEmbedder.name
+    assert health.collection_metadata(chroma, "papers") is not None
+    db = chroma / "chroma.sqlite3"
+    data = bytearray(db.read_bytes())
+    data[:16] = b"not a database!!"
+    db.write_bytes(bytes(data) + b"\0")
+    assert health.collection_metadata(chroma, "papers") is None
