@@ -26,19 +26,27 @@ QUESTIONS = [
 ]
 
 
-def first_line(args: list[str]) -> tuple[float, float, str]:
-    """(seconds to the first non-empty stdout line, seconds to exit, that line)."""
+def timed_ask(args: list[str]) -> tuple[float, float, str]:
+    """A cold `rag ask ARGS` process: (seconds to its first non-empty stdout line, seconds to exit,
+    its whole output). Also used by scripts/prompt_cache.py."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "rag", "ask", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    first, line = None, ""
+    first, lines = None, []
     for raw in proc.stdout:
         if raw.strip() and first is None:
-            first, line = time.perf_counter() - started, raw.strip()
+            first = time.perf_counter() - started
+        lines.append(raw)
     proc.wait()
     total = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"error: rag ask {args[0]!r} failed with exit code {proc.returncode}")
-    return first if first is not None else total, total, line
+    return first if first is not None else total, total, "".join(lines)
+
+
+def first_line(args: list[str]) -> tuple[float, float, str]:
+    """(seconds to the first non-empty stdout line, seconds to exit, that line)."""
+    first, total, output = timed_ask(args)
+    return first, total, next((line.strip() for line in output.splitlines() if line.strip()), "")
 
 
 def main() -> None:

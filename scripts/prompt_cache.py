@@ -13,30 +13,20 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from first_line import timed_ask  # noqa: E402  (scripts/ is on the path when this runs)
 from rag.generation import PROMPT_CACHE_DIR  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 
 def ask(question: str) -> tuple[float, float, str]:
-    """(seconds to the first printed line, seconds to exit, the whole output)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "ask", question, "--no-evidence"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    first, lines = None, []
-    for raw in proc.stdout:
-        if raw.strip() and first is None:
-            first = time.perf_counter() - started
-        lines.append(raw)
-    proc.wait()
-    total = time.perf_counter() - started
-    return first if first is not None else total, total, "".join(lines)
+    """(seconds to the answer's first printed line, seconds to exit, the whole output)."""
+    return timed_ask([question, "--no-evidence"])
 
 
 def main() -> None:
