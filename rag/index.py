@@ -30,18 +30,14 @@ def rebuild(store: Store) -> None:
     """After a write: a new store generation, and the index rebuilt and saved for it, so the next
     search in any process loads instead of rebuilding."""
     generation = store.bump_generation()
-    index = LexicalIndex(store.all_chunks())
-    index.vectors = stored_vectors(store, index.records)
-    index.save(cache_folder(store), generation)
+    LexicalIndex.from_store(store).save(cache_folder(store), generation)
 
 
 def stored_vectors(store: Store, records: list[ChunkRecord]) -> np.ndarray | None:
-    """The chunks' vectors in the records' order, fetched by id in slices (SQLite bounds how
-    many ids one query may name); None when the store lacks any of them."""
-    got: dict[str, np.ndarray] = {}
-    for i in range(0, len(records), 5000):
-        got.update(store.vectors_by_id([r.chunk_id for r in records[i : i + 5000]]))
-    if not records or len(got) != len(records):
+    """The chunks' vectors in the records' order, in one read of the store; None when the store
+    lacks any of them."""
+    got = {r.chunk_id: v for r, v in store.chunk_vectors(None)}
+    if not records or any(r.chunk_id not in got for r in records):
         return None
     return np.stack([got[r.chunk_id] for r in records]).astype(np.float32)
 
@@ -242,13 +238,23 @@ class LexicalIndex:
         return index
 
     @classmethod
+    def from_store(cls, store: Store) -> "LexicalIndex":
+        """Built from every chunk the store holds, its vectors read in the same pass."""
+        pairs = store.chunk_vectors(None)
+        index = cls([r for r, _ in pairs])
+        index.vectors = np.stack([v for _, v in pairs]).astype(np.float32) if pairs else None
+        return index
+
+    @classmethod
     def for_store(cls, store: Store, generation: int) -> "LexicalIndex":
         """The index for the store's current generation: cached, or built from the store's chunks."""
         folder = cache_folder(store)
         index = cls.load(folder, generation)
         if index is None or (index.vectors is None and index.records):
-            index = index or cls(store.all_chunks())
-            index.vectors = stored_vectors(store, index.records)
+            if index is None:
+                index = cls.from_store(store)
+            else:
+                index.vectors = stored_vectors(store, index.records)
             with contextlib.suppress(OSError):  # a read-only data dir: search works, the next process rebuilds too
                 index.save(folder, generation)
         return index

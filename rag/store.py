@@ -222,8 +222,7 @@ class Store:
         return self._col().count()
 
     def _metadata(self) -> dict:
-        """The collection's own metadata, read fresh: another process may have written since. An
-        embedded store not yet opened here is read without Chroma (see `health.collection_metadata`)."""
+        """The collection's metadata, read fresh (another process may have written); without Chroma until it is opened here."""
         found = health.collection_metadata(self.path, self.collection_name) if self._collection is None and not self.url else None
         if found is not None:
             return found
@@ -301,10 +300,11 @@ class Store:
         return {pid: join_overlapping([t for _, t in sorted(chunks)]) for pid, chunks in parts.items()}
 
     @_guarded
-    def chunk_vectors(self, paper_ids: Sequence[str]) -> list[tuple[ChunkRecord, np.ndarray]]:
-        if not paper_ids:
+    def chunk_vectors(self, paper_ids: Sequence[str] | None) -> list[tuple[ChunkRecord, np.ndarray]]:
+        """These papers' chunks with their vectors; None: every chunk, in one read."""
+        if paper_ids is not None and not paper_ids:
             return []
-        got = self._col().get(where={"paper_id": {"$in": list(paper_ids)}}, include=["documents", "metadatas", "embeddings"])
+        got = self._col().get(where=None if paper_ids is None else {"paper_id": {"$in": list(paper_ids)}}, include=["documents", "metadatas", "embeddings"])
         return [
             (schema.record(i, d, m), np.asarray(e, dtype=np.float32))
             for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])

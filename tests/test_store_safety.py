@@ -147,8 +147,8 @@ def test_a_crafted_bm25_pickle_is_never_loaded_and_the_index_is_rebuilt_from_the
     marker = tmp_path / "code-ran"
     (folder / "bm25.pkl").write_bytes(pickle.dumps(_RunsCode(marker)) + pickle.dumps(_RunsCode(marker)))
     rebuilt = []
-    real = Store.all_chunks
-    monkeypatch.setattr(Store, "all_chunks", lambda self: rebuilt.append(1) or real(self))
+    real = Store.chunk_vectors  # every chunk and its vector, read when the index is built from the store
+    monkeypatch.setattr(Store, "chunk_vectors", lambda self, ids: rebuilt.append(1) or real(self, ids))
     result = cli_run(monkeypatch, "search", "TabPFN tabular classification", "-k", "1")
     assert result.exit_code == 0, result.output
     assert "TabPFN" in result.stdout
