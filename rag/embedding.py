@@ -39,7 +39,7 @@ class OnnxEmbedder:
     dim = 384
 
     def __init__(
-        self, model_path: Path, tokenizer_path: Path, batch_size: int = 1, max_tokens: int = 256, workers: int = 0, name: str = "minilm-l6-q8",
+        self, model_path: Path, tokenizer_path: Path, batch_size: int = 1, max_tokens: int = 256, workers: int = 0, name: str = "minilm-l6-q8f",
     ):
         self.name = name  # the store records it: vectors of two embedders are never mixed
         self.model_path = model_path

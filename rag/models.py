@@ -56,7 +56,7 @@ def _gguf_parts(package: str, count: int, version: str) -> tuple[Part, ...]:
 
 
 EMBEDDING_SOURCE = "minilm-l6-int8"  # the published file; its tokenizer is the embedder's too
-EMBEDDING_MODEL = "minilm-l6-q8"  # built from it at pull: int8 arithmetic, 1.75x the speed
+EMBEDDING_MODEL = "minilm-l6-q8f"  # built from it at pull: int8 arithmetic, attention fused (rag/quantize.py)
 RERANKER_MODEL = "ms-marco-minilm-l12-int8"
 DEFAULT_LLM = "qwen2.5-coder-1.5b"
 
@@ -111,8 +111,8 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             name=EMBEDDING_MODEL,
             kind="embedding",
-            description=f"all-MiniLM-L6-v2 with int8 arithmetic, built from {EMBEDDING_SOURCE} at pull (23 MB)",
-            files=(ModelFile("minilm-l6-q8/model.onnx", 0, "", ()),),
+            description=f"all-MiniLM-L6-v2 with int8 arithmetic and fused attention, built from {EMBEDDING_SOURCE} at pull (23 MB)",
+            files=(ModelFile("minilm-l6-q8f/model.onnx", 0, "", ()),),
             built_from=EMBEDDING_SOURCE,
         ),
         ModelSpec(

