@@ -76,7 +76,7 @@ def fuse(model) -> int:
             users.setdefault(name, []).append(node)
     try:
         replace = {**_attention(graph, producer, users, initial), **_gelu(graph, producer, users)}
-    except (_NoMatch, KeyError, IndexError):
+    except (_NoMatch, KeyError, IndexError, StopIteration):
         return 0
     if not replace or "attention_mask" not in {i.name for i in graph.input}:
         return 0
