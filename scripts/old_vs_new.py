@@ -23,15 +23,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from rag.stats import percentile  # noqa: E402
+
 QUESTIONS = [
     "graph neural networks for molecules", "sparse mixture of experts", "human values alignment", "tabular transformers",
     "regret bounds for control", "speech recognition", "protein folding",
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run(rag: str, env: dict, ask: bool, question: str) -> dict:
@@ -53,7 +51,7 @@ def run(rag: str, env: dict, ask: bool, question: str) -> dict:
 
 def summary(rows: list[dict], key: str) -> dict:
     values = [r[key] for r in rows if key in r and not r.get("abstained")]
-    return {"median": statistics.median(values), "p90": percentile(values, 0.9)} if values else {}
+    return {"median": statistics.median(values), "p90": percentile(values, 90)} if values else {}
 
 
 def main() -> None:
